@@ -1,0 +1,314 @@
+//! The crate's one error type, with the endpoint it came from and predicates to branch on.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which controller call an error came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `POST /api/v1/auth/token` (or the configured `client_token_uri`): the client-token issuer.
+    ClientToken,
+    /// `POST /api/v1/auth/validate`.
+    Validate,
+    /// `GET /api/v1/auth/user`.
+    User,
+    /// `GET /api/v1/auth/roles`.
+    Roles,
+    /// `GET /api/v1/auth/roles/refresh`.
+    RolesRefresh,
+    /// `GET /api/v1/auth/permissions`.
+    Permissions,
+    /// `GET /api/v1/auth/permissions/refresh`.
+    PermissionsRefresh,
+    /// `POST /api/v1/auth/logout`.
+    Logout,
+}
+
+impl Endpoint {
+    /// The endpoint's default path below the controller root.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::ClientToken => "/api/v1/auth/token",
+            Endpoint::Validate => "/api/v1/auth/validate",
+            Endpoint::User => "/api/v1/auth/user",
+            Endpoint::Roles => "/api/v1/auth/roles",
+            Endpoint::RolesRefresh => "/api/v1/auth/roles/refresh",
+            Endpoint::Permissions => "/api/v1/auth/permissions",
+            Endpoint::PermissionsRefresh => "/api/v1/auth/permissions/refresh",
+            Endpoint::Logout => "/api/v1/auth/logout",
+        }
+    }
+
+    /// The HTTP method the client uses for this endpoint.
+    pub fn method(self) -> &'static str {
+        match self {
+            Endpoint::ClientToken | Endpoint::Validate | Endpoint::Logout => "POST",
+            _ => "GET",
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.method(), self.path())
+    }
+}
+
+/// What the controller said in a non-2xx answer, parsed from whichever of its error shapes
+/// it used (the Miso shape, RFC 7807, the wrapped form), or a short excerpt of anything else.
+///
+/// Excerpts are cut to 200 characters and long token-like runs are replaced by `[redacted]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ErrorBody {
+    /// `errors`: the controller's messages.
+    pub errors: Vec<String>,
+    /// `type`: the error type URI.
+    pub error_type: Option<String>,
+    /// `title`.
+    pub title: Option<String>,
+    /// `detail` (RFC 7807).
+    pub detail: Option<String>,
+    /// `instance`: the request path the error is about.
+    pub instance: Option<String>,
+    /// `authMethod`: which identity failed (`bearer`, `client-token`, `client-credentials`, `api-key`).
+    pub auth_method: Option<String>,
+    /// `correlationId`.
+    pub correlation_id: Option<String>,
+    /// A short, token-free excerpt of a body that was not a known error shape.
+    pub excerpt: Option<String>,
+}
+
+impl ErrorBody {
+    /// The most useful single message in the body: the first of `errors`, `detail`, `title`,
+    /// or the excerpt.
+    pub fn message(&self) -> Option<&str> {
+        self.errors
+            .first()
+            .or(self.detail.as_ref())
+            .or(self.title.as_ref())
+            .or(self.excerpt.as_ref())
+            .map(String::as_str)
+    }
+}
+
+/// Why a storage call failed. Returned by [`Storage`](crate::Storage) implementations.
+///
+/// The client treats a storage failure on the answer path as a cache miss (caching.md rule 2);
+/// it reaches the caller only from explicit cache operations (`clear_*`, `logout`).
+#[derive(Debug, Clone)]
+pub struct StorageError {
+    message: String,
+    timeout: bool,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StorageError {
+    /// A failure described by `message` (which must not contain secrets).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            timeout: false,
+            source: None,
+        }
+    }
+
+    /// A failure caused by `source`.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            source: Some(Arc::new(source)),
+            ..Self::new(message)
+        }
+    }
+
+    /// Marks this failure as a timeout.
+    pub fn into_timeout(mut self) -> Self {
+        self.timeout = true;
+        self
+    }
+
+    /// Whether the storage did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        self.timeout
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Everything that can go wrong, told apart so callers can map it (e.g. to HTTP statuses):
+/// [`is_unauthenticated`](Error::is_unauthenticated) → 401, a `false` from `has_role` → 403,
+/// anything else → 503 or 500.
+///
+/// An invalid or expired *user token* is not an error for `validate_token` (`Ok(false)`) or
+/// `get_user`/`get_user_info` (`Ok(None)`); role and permission calls return
+/// [`Error::Unauthenticated`]. Errors are never turned into "denied".
+///
+/// Cloneable, so a result fetched once can be handed to every thread that waited for it.
+/// No variant's `Display` or `Debug` contains a token or secret.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The client was configured wrongly; the message names the setting.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The controller rejected the application's credentials (client id and secret, or a
+    /// pre-issued client token). A configuration problem, not a user problem.
+    #[error("{endpoint}: controller rejected the client credentials of client id `{client_id}` (status {status})")]
+    ClientCredentials {
+        /// The endpoint that rejected them.
+        endpoint: Endpoint,
+        /// The configured client id (empty with a pre-issued client token).
+        client_id: String,
+        /// The HTTP status.
+        status: u16,
+    },
+
+    /// The user token is not valid (invalid, expired, revoked, malformed).
+    #[error("{endpoint}: user token is not valid")]
+    Unauthenticated {
+        /// The endpoint (or local check, reported as `Validate`) that said so.
+        endpoint: Endpoint,
+    },
+
+    /// The controller did not answer within the configured timeout.
+    #[error("{endpoint}: no answer within {after:?}")]
+    Timeout {
+        /// The endpoint called.
+        endpoint: Endpoint,
+        /// The timeout that ran out.
+        after: Duration,
+    },
+
+    /// The controller could not be reached or the connection broke.
+    #[error("{endpoint}: transport failure: {source}")]
+    Transport {
+        /// The endpoint called.
+        endpoint: Endpoint,
+        /// The underlying failure; its type is not part of the API.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// The controller answered with a non-2xx status.
+    #[error("{endpoint}: controller answered {status}{}", .body.message().map(|m| format!(": {m}")).unwrap_or_default())]
+    Status {
+        /// The endpoint called.
+        endpoint: Endpoint,
+        /// The HTTP status.
+        status: u16,
+        /// What the body said.
+        body: ErrorBody,
+        /// The `Retry-After` header, when present in seconds (typical with 429).
+        retry_after: Option<Duration>,
+    },
+
+    /// A 2xx answer whose body was not what the contract says (junk, truncated, wrong types,
+    /// larger than the body limit).
+    #[error("{endpoint}: undecodable response: {reason}")]
+    Decode {
+        /// The endpoint called.
+        endpoint: Endpoint,
+        /// What was wrong (never contains the body's tokens).
+        reason: String,
+    },
+
+    /// A storage operation failed. Only explicit cache operations (`clear_*`, `logout`)
+    /// return this; on the answer path storage trouble is a cache miss.
+    #[error("storage {operation} failed: {source}")]
+    Storage {
+        /// `"delete"`, `"get"` or `"set"`.
+        operation: &'static str,
+        /// What the storage said.
+        #[source]
+        source: StorageError,
+    },
+}
+
+impl Error {
+    /// The user token is not valid: map to HTTP 401.
+    pub fn is_unauthenticated(&self) -> bool {
+        matches!(self, Error::Unauthenticated { .. })
+    }
+
+    /// The controller (or a coalesced wait for it) ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// A configuration problem, including rejected client credentials.
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::Config(_) | Error::ClientCredentials { .. })
+    }
+
+    /// The controller is rate limiting (HTTP 429).
+    pub fn is_rate_limited(&self) -> bool {
+        self.status() == Some(429)
+    }
+
+    /// A storage operation failed (only from explicit cache operations).
+    pub fn is_storage(&self) -> bool {
+        matches!(self, Error::Storage { .. })
+    }
+
+    /// The HTTP status the controller answered with, if it answered with a non-2xx status.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Status { status, .. } | Error::ClientCredentials { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The `Retry-After` delay the controller asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The parsed error body of a non-2xx answer.
+    pub fn body(&self) -> Option<&ErrorBody> {
+        match self {
+            Error::Status { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+
+    /// The controller endpoint the error came from, if it came from one.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        match self {
+            Error::ClientCredentials { endpoint, .. }
+            | Error::Unauthenticated { endpoint }
+            | Error::Timeout { endpoint, .. }
+            | Error::Transport { endpoint, .. }
+            | Error::Status { endpoint, .. }
+            | Error::Decode { endpoint, .. } => Some(*endpoint),
+            Error::Config(_) | Error::Storage { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The only code in the crate that reads the bytes of a user token.
+//!
+//! Nothing here verifies a signature: the controller does that. What is read here may only
+//! *narrow* what the client does (reject a token locally, shorten a TTL, guess a cache key
+//! that is used only after validation confirms it).
+
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Tokens longer than this are rejected before they are hashed, decoded or sent anywhere.
+/// Real JWTs are a few KiB; HTTP servers commonly refuse headers past 8–16 KiB.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// base64url that accepts the payload with or without `=` padding, as issuers differ.
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Why a string is not a usable JWT. Carries no part of the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Empty or only white space.
+    Empty,
+    /// Longer than [`MAX_TOKEN_LEN`] bytes.
+    TooLong {
+        /// The token's length in bytes.
+        len: usize,
+    },
+    /// Holds a byte that cannot be part of a JWT (white space, control, non-ASCII, e.g. a
+    /// `Bearer ` prefix left in).
+    InvalidCharacter {
+        /// Byte offset of the first bad character.
+        at: usize,
+    },
+    /// Not three dot-separated segments.
+    Segments {
+        /// How many segments there were.
+        found: usize,
+    },
+    /// The payload segment is not base64url.
+    Base64,
+    /// The payload is not a JSON object.
+    NotJsonObject,
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenError::Empty => f.write_str("token is empty"),
+            TokenError::TooLong { len } => {
+                write!(f, "token is {len} bytes, more than the {MAX_TOKEN_LEN} allowed")
+            }
+            TokenError::InvalidCharacter { at } => {
+                write!(f, "token has a character no JWT has at byte {at}")
+            }
+            TokenError::Segments { found } => {
+                write!(f, "token has {found} segments, a JWT has 3")
+            }
+            TokenError::Base64 => f.write_str("token payload is not base64url"),
+            TokenError::NotJsonObject => f.write_str("token payload is not a JSON object"),
+        }
+    }
+}
+
+impl std::error::Error for TokenError {}
+
+/// Claims read from a token's payload **without verifying its signature**.
+///
+/// Anyone can write any claim into a token. Use these only to narrow what you do (reject a
+/// locally expired token, pick a shorter TTL), never to grant anything.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct UnverifiedClaims {
+    /// The first present of `sub`, `userId`, `user_id`, `id` (a number is turned into its
+    /// decimal text).
+    pub user_id: Option<String>,
+    /// `sid`, else `sessionId`.
+    pub session_id: Option<String>,
+    /// `exp`, when it is a number of Unix seconds (integer or float) that fits a `SystemTime`.
+    /// A non-numeric `exp` is ignored (it cannot narrow anything); a negative one is the epoch.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl UnverifiedClaims {
+    /// Whether the token's own `exp` is at or before `now`.
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|exp| exp <= now)
+    }
+}
+
+/// Checks the token's shape and decodes its payload **without verifying anything**.
+///
+/// Errors when the token is empty, longer than [`MAX_TOKEN_LEN`], holds a character no JWT
+/// holds, is not three segments, or its payload is not a base64url JSON object.
+pub fn decode_unverified(token: &str) -> Result<UnverifiedClaims, TokenError> {
+    let payload = payload_segment(token)?;
+    let bytes = B64.decode(payload).map_err(|_| TokenError::Base64)?;
+    let raw: RawClaims<'_> =
+        serde_json::from_slice(&bytes).map_err(|_| TokenError::NotJsonObject)?;
+    Ok(raw.into_claims())
+}
+
+/// The payload segment of a structurally valid token (length, characters, three segments).
+fn payload_segment(token: &str) -> Result<&str, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::TooLong { len: token.len() });
+    }
+    if token.trim().is_empty() {
+        return Err(TokenError::Empty);
+    }
+    if let Some(at) = token.bytes().position(|b| !b.is_ascii_graphic()) {
+        return Err(TokenError::InvalidCharacter { at });
+    }
+    let mut parts = token.split('.');
+    let (_header, payload) = (parts.next(), parts.next());
+    let found = 2 + parts.count();
+    match payload {
+        Some(payload) if found == 3 => Ok(payload),
+        _ => Err(TokenError::Segments {
+            found: token.split('.').count(),
+        }),
+    }
+}
+
+/// The claims as they appear on the wire; borrowed where no escapes force a copy.
+#[derive(Deserialize)]
+struct RawClaims<'a> {
+    #[serde(default, borrow)]
+    sub: Option<IdClaim<'a>>,
+    #[serde(default, borrow, rename = "userId")]
+    user_id_camel: Option<IdClaim<'a>>,
+    #[serde(default, borrow)]
+    user_id: Option<IdClaim<'a>>,
+    #[serde(default, borrow)]
+    id: Option<IdClaim<'a>>,
+    #[serde(default, borrow)]
+    sid: Option<IdClaim<'a>>,
+    #[serde(default, borrow, rename = "sessionId")]
+    session_id: Option<IdClaim<'a>>,
+    #[serde(default)]
+    exp: Option<ExpClaim>,
+}
+
+/// A claim that should be a string or a number; anything else is treated as absent.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdClaim<'a> {
+    Str(#[serde(borrow)] std::borrow::Cow<'a, str>),
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Other(IgnoredAny),
+}
+
+impl IdClaim<'_> {
+    fn into_string(self) -> Option<String> {
+        match self {
+            IdClaim::Str(s) if !s.is_empty() => Some(s.into_owned()),
+            IdClaim::Int(n) => Some(n.to_string()),
+            IdClaim::Uint(n) => Some(n.to_string()),
+            IdClaim::Float(n) if n.is_finite() => Some(n.to_string()),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ExpClaim {
+    Number(f64),
+    Other(IgnoredAny),
+}
+
+impl RawClaims<'_> {
+    fn into_claims(self) -> UnverifiedClaims {
+        let first = |claims: [Option<IdClaim<'_>>; 4]| {
+            claims
+                .into_iter()
+                .flatten()
+                .find_map(IdClaim::into_string)
+        };
+        UnverifiedClaims {
+            user_id: first([self.sub, self.user_id_camel, self.user_id, self.id]),
+            session_id: first([self.sid, self.session_id, None, None]),
+            expires_at: match self.exp {
+                Some(ExpClaim::Number(secs)) => exp_to_time(secs),
+                _ => None,
+            },
+        }
+    }
+}
+
+fn exp_to_time(secs: f64) -> Option<SystemTime> {
+    if secs.is_nan() {
+        return None;
+    }
+    if secs <= 0.0 {
+        return Some(UNIX_EPOCH);
+    }
+    // Far-future values that do not fit a SystemTime cannot narrow anything.
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .and_then(|d| UNIX_EPOCH.checked_add(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(payload: &str) -> String {
+        format!("eyJhbGciOiJIUzI1NiJ9.{}.sig", B64.encode(payload))
+    }
+
+    #[test]
+    fn reads_user_session_and_exp() {
+        let c = decode_unverified(&token(r#"{"sub":"u1","sid":"s1","exp":1767225600}"#)).unwrap();
+        assert_eq!(c.user_id.as_deref(), Some("u1"));
+        assert_eq!(c.session_id.as_deref(), Some("s1"));
+        assert_eq!(
+            c.expires_at,
+            Some(UNIX_EPOCH + Duration::from_secs(1_767_225_600))
+        );
+    }
+
+    #[test]
+    fn user_id_falls_back_in_order_and_accepts_numbers() {
+        let c = decode_unverified(&token(r#"{"userId":42,"id":"x"}"#)).unwrap();
+        assert_eq!(c.user_id.as_deref(), Some("42"));
+        let c = decode_unverified(&token(r#"{"sub":null,"user_id":"u2","sessionId":"s"}"#)).unwrap();
+        assert_eq!(c.user_id.as_deref(), Some("u2"));
+        assert_eq!(c.session_id.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn padded_payload_is_accepted() {
+        let padded = base64::engine::general_purpose::URL_SAFE.encode(r#"{"sub":"p"}"#);
+        assert!(padded.ends_with('='));
+        let c = decode_unverified(&format!("h.{padded}.s")).unwrap();
+        assert_eq!(c.user_id.as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn odd_exp_values_never_panic() {
+        for (exp, expect_some) in [
+            ("\"soon\"", false),
+            ("-5", true),
+            ("1e300", false),
+            ("1767225600.5", true),
+            ("null", false),
+        ] {
+            let c = decode_unverified(&token(&format!(r#"{{"exp":{exp}}}"#))).unwrap();
+            assert_eq!(c.expires_at.is_some(), expect_some, "exp {exp}");
+        }
+    }
+
+    #[test]
+    fn malformed_tokens_are_told_apart() {
+        assert_eq!(decode_unverified(""), Err(TokenError::Empty));
+        assert_eq!(decode_unverified("  "), Err(TokenError::Empty));
+        assert_eq!(
+            decode_unverified("a.b"),
+            Err(TokenError::Segments { found: 2 })
+        );
+        assert_eq!(
+            decode_unverified("a.b.c.d"),
+            Err(TokenError::Segments { found: 4 })
+        );
+        assert_eq!(
+            decode_unverified("Bearer a.b.c"),
+            Err(TokenError::InvalidCharacter { at: 6 })
+        );
+        assert_eq!(decode_unverified("a.!!!.c"), Err(TokenError::Base64));
+        assert_eq!(
+            decode_unverified(&token("[1,2]")),
+            Err(TokenError::NotJsonObject)
+        );
+        let long = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(
+            decode_unverified(&long),
+            Err(TokenError::TooLong {
+                len: MAX_TOKEN_LEN + 1
+            })
+        );
+    }
+}

@@ -1,0 +1,304 @@
+//! An in-process, bounded, sharded TTL map.
+
+use super::Storage;
+use crate::clock::{Clock, SystemClock, unix_millis};
+use crate::error::StorageError;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::collections::hash_map::{DefaultHasher, Entry as MapEntry};
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The default bound on entries: about 10 MB of typical entries.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+
+/// Shards below this many entries would be too small to evict sensibly.
+const MIN_ENTRIES_PER_SHARD: usize = 64;
+const MAX_SHARDS: usize = 16;
+
+/// An in-process cache: a bounded map with TTLs, sharded so threads working on different
+/// keys rarely touch the same lock. Cheap to clone (clones share the map).
+///
+/// It never holds more than `max_entries` (default [`DEFAULT_MAX_ENTRIES`]). When a shard is
+/// full, expired entries go first, then the least recently used eighth of the shard, so a
+/// flood of one-off keys cannot push out the entries that are read all the time.
+///
+/// ```
+/// use miso_client::{MemoryStorage, Storage};
+/// use std::time::Duration;
+///
+/// let storage = MemoryStorage::builder().max_entries(1_000).build();
+/// storage.set("k", b"v", Duration::from_secs(60))?;
+/// assert_eq!(storage.get("k")?, Some(b"v".to_vec()));
+/// # Ok::<(), miso_client::StorageError>(())
+/// ```
+#[derive(Clone)]
+pub struct MemoryStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shards: Box<[Shard]>,
+    per_shard: usize,
+    max_entries: usize,
+    clock: Arc<dyn Clock>,
+}
+
+struct Shard {
+    map: RwLock<HashMap<Box<str>, Entry>>,
+    // A per-shard use counter: deterministic recency without reading the clock, and no
+    // cache line shared between shards.
+    tick: AtomicU64,
+}
+
+struct Entry {
+    value: Box<[u8]>,
+    expires_ms: u64,
+    last_used: AtomicU64,
+}
+
+/// Builds a [`MemoryStorage`].
+#[derive(Debug)]
+pub struct MemoryStorageBuilder {
+    max_entries: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl MemoryStorageBuilder {
+    /// The most entries the storage holds (at least 1). Defaults to [`DEFAULT_MAX_ENTRIES`].
+    pub fn max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = max_entries.max(1);
+        self
+    }
+
+    /// The clock that decides when entries expire. Defaults to [`SystemClock`]; give it the
+    /// client's clock in tests.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The storage.
+    pub fn build(self) -> MemoryStorage {
+        let shards = (self.max_entries / MIN_ENTRIES_PER_SHARD).clamp(1, MAX_SHARDS);
+        let shards = (0..shards)
+            .map(|_| Shard {
+                map: RwLock::new(HashMap::new()),
+                tick: AtomicU64::new(0),
+            })
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        MemoryStorage {
+            inner: Arc::new(Inner {
+                per_shard: self.max_entries / shards.len(),
+                max_entries: self.max_entries,
+                shards,
+                clock: self.clock,
+            }),
+        }
+    }
+}
+
+impl MemoryStorage {
+    /// A storage with the defaults: [`DEFAULT_MAX_ENTRIES`] and the system clock.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder for the bound and the clock.
+    pub fn builder() -> MemoryStorageBuilder {
+        MemoryStorageBuilder {
+            max_entries: DEFAULT_MAX_ENTRIES,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// How many entries are held now (expired ones included until they are swept).
+    pub fn len(&self) -> usize {
+        self.inner.shards.iter().map(|s| s.map.read().len()).sum()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bound given at construction.
+    pub fn max_entries(&self) -> usize {
+        self.inner.max_entries
+    }
+
+    /// Drops every entry.
+    pub fn clear(&self) {
+        for shard in self.inner.shards.iter() {
+            shard.map.write().clear();
+        }
+    }
+
+    fn shard(&self, key: &str) -> &Shard {
+        let shards = &self.inner.shards;
+        if shards.len() == 1 {
+            return &shards[0];
+        }
+        let mut hasher = DefaultHasher::new();
+        key.hash(&mut hasher);
+        &shards[(hasher.finish() as usize) % shards.len()]
+    }
+
+    fn now_ms(&self) -> u64 {
+        unix_millis(self.inner.clock.now())
+    }
+}
+
+impl Default for MemoryStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shard {
+    /// Makes room for one more entry: expired entries first, then the least recently used.
+    fn evict(map: &mut HashMap<Box<str>, Entry>, per_shard: usize, now_ms: u64) {
+        map.retain(|_, e| e.expires_ms > now_ms);
+        if map.len() < per_shard {
+            return;
+        }
+        // Free an eighth at once so a flood of new keys costs O(1) amortized per insert.
+        let target = per_shard - (per_shard / 8).max(1);
+        let mut ages: Vec<u64> = map
+            .values()
+            .map(|e| e.last_used.load(Ordering::Relaxed))
+            .collect();
+        let cut = map.len() - target;
+        let (_, &mut threshold, _) = ages.select_nth_unstable(cut - 1);
+        let mut to_drop = cut;
+        map.retain(|_, e| {
+            if to_drop > 0 && e.last_used.load(Ordering::Relaxed) <= threshold {
+                to_drop -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let shard = self.shard(key);
+        let map = shard.map.read();
+        Ok(map.get(key).and_then(|entry| {
+            if entry.expires_ms <= self.now_ms() {
+                return None;
+            }
+            let tick = shard.tick.fetch_add(1, Ordering::Relaxed);
+            entry.last_used.store(tick, Ordering::Relaxed);
+            Some(entry.value.to_vec())
+        }))
+    }
+
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StorageError> {
+        let now_ms = self.now_ms();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let shard = self.shard(key);
+        let entry = Entry {
+            value: value.into(),
+            expires_ms: now_ms.saturating_add(ttl_ms),
+            last_used: AtomicU64::new(shard.tick.fetch_add(1, Ordering::Relaxed)),
+        };
+        let mut map = shard.map.write();
+        if !map.contains_key(key) && map.len() >= self.inner.per_shard {
+            Shard::evict(&mut map, self.inner.per_shard, now_ms);
+        }
+        match map.entry(key.into()) {
+            MapEntry::Occupied(mut slot) => {
+                slot.insert(entry);
+            }
+            MapEntry::Vacant(slot) => {
+                slot.insert(entry);
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.shard(key).map.write().remove(key);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for MemoryStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStorage")
+            .field("len", &self.len())
+            .field("max_entries", &self.inner.max_entries)
+            .field("shards", &self.inner.shards.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    #[test]
+    fn never_exceeds_its_bound_under_a_flood() {
+        let s = MemoryStorage::builder().max_entries(1_000).build();
+        for i in 0..50_000 {
+            s.set(&format!("junk:{i}"), b"x", Duration::from_secs(60))
+                .unwrap();
+            assert!(s.len() <= 1_000);
+        }
+    }
+
+    #[test]
+    fn expired_entries_go_before_live_ones() {
+        let clock = ManualClock::new();
+        let s = MemoryStorage::builder()
+            .max_entries(8)
+            .clock(clock.clone())
+            .build();
+        for i in 0..4 {
+            s.set(&format!("short:{i}"), b"x", Duration::from_secs(1))
+                .unwrap();
+        }
+        for i in 0..4 {
+            s.set(&format!("long:{i}"), b"x", Duration::from_secs(600))
+                .unwrap();
+        }
+        clock.advance(Duration::from_secs(2));
+        s.set("new", b"x", Duration::from_secs(600)).unwrap();
+        for i in 0..4 {
+            assert!(s.get(&format!("long:{i}")).unwrap().is_some());
+        }
+        assert_eq!(s.len(), 5);
+    }
+
+    #[test]
+    fn hot_entry_survives_a_flood_of_cold_ones() {
+        let s = MemoryStorage::builder().max_entries(256).build();
+        s.set("hot", b"h", Duration::from_secs(600)).unwrap();
+        for i in 0..10_000 {
+            s.set(&format!("cold:{i}"), b"c", Duration::from_secs(600))
+                .unwrap();
+            if i % 16 == 0 {
+                assert!(s.get("hot").unwrap().is_some(), "hot evicted at {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn reads_respect_the_ttl() {
+        let clock = ManualClock::new();
+        let s = MemoryStorage::builder().clock(clock.clone()).build();
+        s.set("k", b"v", Duration::from_millis(1500)).unwrap();
+        clock.advance(Duration::from_millis(1499));
+        assert!(s.get("k").unwrap().is_some());
+        clock.advance(Duration::from_millis(1));
+        assert!(s.get("k").unwrap().is_none());
+    }
+}

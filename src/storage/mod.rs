@@ -1,0 +1,82 @@
+//! Where cache entries live: the [`Storage`] trait and its implementations.
+
+use crate::error::StorageError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use memory::{MemoryStorage, MemoryStorageBuilder};
+#[cfg(feature = "redis")]
+pub use redis::{RedisStorage, RedisStorageBuilder};
+
+/// A key–value store for cache entries, shared by every thread of a client.
+///
+/// Values are opaque bytes (the client's JSON envelopes, which carry their own expiry); the
+/// TTL passed to [`set`](Storage::set) is for garbage collection only, since the client decides
+/// freshness with its own [`Clock`](crate::Clock). The trait is object-safe.
+///
+/// The client treats every `Err` on the answer path as a miss (reads) or a warning (writes);
+/// only explicit invalidation (`clear_*`, `logout`) reports storage errors to the caller.
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// The value stored under `key`, or `None`.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Stores `value` under `key`, to be dropped by the storage after `ttl`.
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StorageError>;
+
+    /// Removes `key`; removing a missing key is not an error.
+    fn delete(&self, key: &str) -> Result<(), StorageError>;
+
+    /// The values of several keys, in order. The default calls [`get`](Storage::get) for
+    /// each; storages with a network round trip should answer in one (Redis: `MGET`).
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        keys.iter().map(|key| self.get(key)).collect()
+    }
+
+    /// Whether one [`get_many`](Storage::get_many) is much cheaper than several `get`s (a
+    /// network round trip). The client then reads a check's entries in one batch, guessing the
+    /// second key from the token and using it only if validation confirms the guess.
+    /// Defaults to `false`.
+    fn prefers_batched_reads(&self) -> bool {
+        false
+    }
+}
+
+impl<S: Storage + ?Sized> Storage for Arc<S> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        (**self).get(key)
+    }
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StorageError> {
+        (**self).set(key, value, ttl)
+    }
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        (**self).delete(key)
+    }
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        (**self).get_many(keys)
+    }
+    fn prefers_batched_reads(&self) -> bool {
+        (**self).prefers_batched_reads()
+    }
+}
+
+/// A storage that keeps nothing: every read is a miss. Every answer then comes from the
+/// controller (useful to measure the controller, or where caching is not wanted at all).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopStorage;
+
+impl Storage for NoopStorage {
+    fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(None)
+    }
+    fn set(&self, _key: &str, _value: &[u8], _ttl: Duration) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn delete(&self, _key: &str) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
