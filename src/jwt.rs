@@ -101,6 +101,10 @@ impl UnverifiedClaims {
 pub fn decode_unverified(token: &str) -> Result<UnverifiedClaims, TokenError> {
     let payload = payload_segment(token)?;
     let bytes = B64.decode(payload).map_err(|_| TokenError::Base64)?;
+    // serde reads a struct from a JSON array too (by position); a payload must be an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(TokenError::NotJsonObject);
+    }
     let raw: RawClaims<'_> =
         serde_json::from_slice(&bytes).map_err(|_| TokenError::NotJsonObject)?;
     Ok(raw.into_claims())
@@ -117,14 +121,10 @@ fn payload_segment(token: &str) -> Result<&str, TokenError> {
     if let Some(at) = token.bytes().position(|b| !b.is_ascii_graphic()) {
         return Err(TokenError::InvalidCharacter { at });
     }
-    let mut parts = token.split('.');
-    let (_header, payload) = (parts.next(), parts.next());
-    let found = 2 + parts.count();
-    match payload {
+    let found = token.split('.').count();
+    match token.split('.').nth(1) {
         Some(payload) if found == 3 => Ok(payload),
-        _ => Err(TokenError::Segments {
-            found: token.split('.').count(),
-        }),
+        _ => Err(TokenError::Segments { found }),
     }
 }
 
