@@ -178,7 +178,9 @@ pub enum Error {
 
     /// The controller rejected the application's credentials (client id and secret, or a
     /// pre-issued client token). A configuration problem, not a user problem.
-    #[error("{endpoint}: controller rejected the client credentials of client id `{client_id}` (status {status})")]
+    #[error(
+        "{endpoint}: controller rejected the client credentials of client id `{client_id}` (status {status})"
+    )]
     ClientCredentials {
         /// The endpoint that rejected them.
         endpoint: Endpoint,
@@ -221,8 +223,8 @@ pub enum Error {
         endpoint: Endpoint,
         /// The HTTP status.
         status: u16,
-        /// What the body said.
-        body: ErrorBody,
+        /// What the body said (boxed to keep `Result`s small on the hit path).
+        body: Box<ErrorBody>,
         /// The `Retry-After` header, when present in seconds (typical with 429).
         retry_after: Option<Duration>,
     },

@@ -54,7 +54,10 @@ impl fmt::Display for TokenError {
         match self {
             TokenError::Empty => f.write_str("token is empty"),
             TokenError::TooLong { len } => {
-                write!(f, "token is {len} bytes, more than the {MAX_TOKEN_LEN} allowed")
+                write!(
+                    f,
+                    "token is {len} bytes, more than the {MAX_TOKEN_LEN} allowed"
+                )
             }
             TokenError::InvalidCharacter { at } => {
                 write!(f, "token has a character no JWT has at byte {at}")
@@ -180,10 +183,7 @@ enum ExpClaim {
 impl RawClaims<'_> {
     fn into_claims(self) -> UnverifiedClaims {
         let first = |claims: [Option<IdClaim<'_>>; 4]| {
-            claims
-                .into_iter()
-                .flatten()
-                .find_map(IdClaim::into_string)
+            claims.into_iter().flatten().find_map(IdClaim::into_string)
         };
         UnverifiedClaims {
             user_id: first([self.sub, self.user_id_camel, self.user_id, self.id]),
@@ -232,7 +232,8 @@ mod tests {
     fn user_id_falls_back_in_order_and_accepts_numbers() {
         let c = decode_unverified(&token(r#"{"userId":42,"id":"x"}"#)).unwrap();
         assert_eq!(c.user_id.as_deref(), Some("42"));
-        let c = decode_unverified(&token(r#"{"sub":null,"user_id":"u2","sessionId":"s"}"#)).unwrap();
+        let c =
+            decode_unverified(&token(r#"{"sub":null,"user_id":"u2","sessionId":"s"}"#)).unwrap();
         assert_eq!(c.user_id.as_deref(), Some("u2"));
         assert_eq!(c.session_id.as_deref(), Some("s"));
     }

@@ -8,7 +8,13 @@ pub struct RedisStorage;
 #[derive(Debug)]
 pub struct RedisStorageBuilder;
 impl Storage for RedisStorage {
-    fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, StorageError> { Err(StorageError::new("unimplemented")) }
-    fn set(&self, _key: &str, _value: &[u8], _ttl: Duration) -> Result<(), StorageError> { Err(StorageError::new("unimplemented")) }
-    fn delete(&self, _key: &str) -> Result<(), StorageError> { Err(StorageError::new("unimplemented")) }
+    fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Err(StorageError::new("unimplemented"))
+    }
+    fn set(&self, _key: &str, _value: &[u8], _ttl: Duration) -> Result<(), StorageError> {
+        Err(StorageError::new("unimplemented"))
+    }
+    fn delete(&self, _key: &str) -> Result<(), StorageError> {
+        Err(StorageError::new("unimplemented"))
+    }
 }
