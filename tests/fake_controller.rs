@@ -829,3 +829,50 @@ fn a_client_calling_after_drop_fails_fast() {
         started.elapsed()
     );
 }
+
+/// Sends `raw` bytes as they are and returns everything the fake answered.
+fn raw_exchange(fake: &FakeController, raw: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let addr: SocketAddr = fake.url().trim_start_matches("http://").parse().unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(raw).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn junk_on_the_wire_gets_400_and_the_server_lives_on() {
+    let session = Session::start();
+    let fake = &session.fake;
+    let answer = raw_exchange(fake, b"hello there\r\n\r\n");
+    assert!(
+        answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "{answer}"
+    );
+    assert!(answer.contains(r#""statusCode":400"#), "{answer}");
+    let answer = raw_exchange(
+        fake,
+        b"GET /api/v1/auth/user HTTP/1.1\r\nNo colon here\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    drop(TcpStream::connect(fake.url().trim_start_matches("http://")).unwrap());
+
+    // A chunked body, as some clients send it, is read like any other.
+    let token = fake.mint_token("u", Duration::from_secs(60));
+    let body = json!({ "token": token }).to_string();
+    let raw = format!(
+        "POST /api/v1/auth/validate HTTP/1.1\r\nHost: x\r\nx-client-token: {}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        session.client_token,
+        body.len()
+    );
+    let answer = raw_exchange(fake, raw.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("Connection: close\r\n"), "{answer}");
+    assert!(answer.contains(r#""authenticated":true"#), "{answer}");
+    assert_eq!(session.validate(&token).status, 200);
+}

@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The most recent requests kept per endpoint by [`FakeController::requests`](super::FakeController::requests).
-pub(super) const MAX_RECORDED: usize = 1000;
+const MAX_RECORDED: usize = 1000;
 
 /// Lifetimes are capped so that `now + ttl` can never overflow a `SystemTime`.
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
@@ -498,32 +498,32 @@ impl Call<'_> {
                 }
             };
         };
-        let mut data = json!({ "authenticated": true });
-        if let Some(user_id) = &session.user_id {
-            data["user"] = self.profile(user_id);
-        }
+        let mut data = self.authenticated(&session);
         if let Some(exp) = session.expires_at {
             data["expiresAt"] = iso8601(exp).into();
         }
-        Answer::json(
-            200,
-            &json!({ "success": true, "data": data, "timestamp": self.timestamp() }),
-        )
+        self.success(data)
     }
 
     fn user(&self) -> Answer {
-        let session = match self.bearer_session() {
-            Ok(session) => session,
-            Err(answer) => return answer,
-        };
+        match self.bearer_session() {
+            Ok(session) => self.success(self.authenticated(&session)),
+            Err(answer) => answer,
+        }
+    }
+
+    /// `{"authenticated":true,"user":{…}}`, without `user` for a token that names none.
+    fn authenticated(&self, session: &Minted) -> Value {
         let mut data = json!({ "authenticated": true });
         if let Some(user_id) = &session.user_id {
             data["user"] = self.profile(user_id);
         }
-        Answer::json(
-            200,
-            &json!({ "success": true, "data": data, "timestamp": self.timestamp() }),
-        )
+        data
+    }
+
+    fn success(&self, data: Value) -> Answer {
+        let body = json!({ "success": true, "data": data, "timestamp": self.timestamp() });
+        Answer::json(200, &body)
     }
 
     /// Roles or permissions, shaped like the real controller's (no `success`/`timestamp`).
