@@ -37,7 +37,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             fake.set_roles("alice", &["admin", "editor"]);
             fake.set_permissions("alice", &["documents:read", "documents:write"]);
             let token = fake.mint_token("alice", Duration::from_secs(3600));
-            println!("fake controller at {} (set MISO_CONTROLLER_URL to use a real one)", fake.url());
+            println!(
+                "fake controller at {} (set MISO_CONTROLLER_URL to use a real one)",
+                fake.url()
+            );
             let client = MisoClient::builder()
                 .controller_url(fake.url())
                 .client_id(fake.client_id())
@@ -53,11 +56,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("pass {pass}: token valid: {valid}");
         if valid {
             let user = client.get_user_info(&token)?;
-            let name = user.as_ref().and_then(|u| u.username.as_deref()).unwrap_or("?");
-            println!("pass {pass}: user: {name} ({:?})", user.map(|u| u.id));
+            match user {
+                Some(user) => println!(
+                    "pass {pass}: user: {} <{}> (id {})",
+                    user.username.as_deref().unwrap_or("?"),
+                    user.email.as_deref().unwrap_or("?"),
+                    user.id
+                ),
+                None => println!("pass {pass}: user: none"),
+            }
             println!("pass {pass}: roles: {:?}", client.get_roles(&token)?);
-            println!("pass {pass}: permissions: {:?}", client.get_permissions(&token)?);
-            println!("pass {pass}: is admin: {}", client.has_role(&token, "admin")?);
+            println!(
+                "pass {pass}: permissions: {:?}",
+                client.get_permissions(&token)?
+            );
+            println!(
+                "pass {pass}: is admin: {}",
+                client.has_role(&token, "admin")?
+            );
         }
         let calls = client.stats().controller_calls() - before;
         println!("pass {pass}: controller calls: {calls}");

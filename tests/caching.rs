@@ -80,7 +80,12 @@ fn each_kind_hits_without_a_controller_call() {
         let first = (kind.ask)(&s.client, &token);
         let second = (kind.ask)(&s.client, &token);
         assert_eq!(first, second, "{}", kind.name);
-        assert_eq!(s.fake.calls(kind.endpoint), 1, "{}: second answer from cache", kind.name);
+        assert_eq!(
+            s.fake.calls(kind.endpoint),
+            1,
+            "{}: second answer from cache",
+            kind.name
+        );
     }
 }
 
@@ -93,7 +98,11 @@ fn each_kind_stores_what_it_fetched_on_a_miss() {
         (kind.ask)(&s.client, &token);
         let raw = stored(&s, kind, &token).unwrap_or_else(|| panic!("{} stored", kind.name));
         let text = String::from_utf8(raw).unwrap();
-        assert!(text.starts_with("{\"miso\":"), "{}: envelope {text}", kind.name);
+        assert!(
+            text.starts_with("{\"miso\":"),
+            "{}: envelope {text}",
+            kind.name
+        );
         assert!(!text.contains(&token), "{}: token never stored", kind.name);
     }
 }
@@ -106,10 +115,20 @@ fn each_kind_expires_after_its_default_ttl_on_the_injected_clock() {
         (kind.ask)(&s.client, &token);
         s.clock.advance(kind.default_ttl - Duration::from_millis(1));
         (kind.ask)(&s.client, &token);
-        assert_eq!(s.fake.calls(kind.endpoint), 1, "{}: fresh 1 ms before its TTL", kind.name);
+        assert_eq!(
+            s.fake.calls(kind.endpoint),
+            1,
+            "{}: fresh 1 ms before its TTL",
+            kind.name
+        );
         s.clock.advance(Duration::from_millis(1));
         (kind.ask)(&s.client, &token);
-        assert_eq!(s.fake.calls(kind.endpoint), 2, "{}: stale at its TTL", kind.name);
+        assert_eq!(
+            s.fake.calls(kind.endpoint),
+            2,
+            "{}: stale at its TTL",
+            kind.name
+        );
     }
 }
 
@@ -137,16 +156,26 @@ fn each_kind_is_not_cached_with_ttl_zero() {
             (kind.ask)(&s.client, &token);
         }
         assert_eq!(s.fake.calls(kind.endpoint), 3, "{}", kind.name);
-        assert!(stored(&s, kind, &token).is_none(), "{}: nothing stored", kind.name);
+        assert!(
+            stored(&s, kind, &token).is_none(),
+            "{}: nothing stored",
+            kind.name
+        );
     }
 }
 
 #[test]
 fn default_ttls_are_the_documented_ones() {
-    assert_eq!(miso_client::DEFAULT_VALIDATION_TTL, Duration::from_secs(120));
+    assert_eq!(
+        miso_client::DEFAULT_VALIDATION_TTL,
+        Duration::from_secs(120)
+    );
     assert_eq!(miso_client::DEFAULT_USER_TTL, Duration::from_secs(300));
     assert_eq!(miso_client::DEFAULT_ROLE_TTL, Duration::from_secs(900));
-    assert_eq!(miso_client::DEFAULT_PERMISSION_TTL, Duration::from_secs(900));
+    assert_eq!(
+        miso_client::DEFAULT_PERMISSION_TTL,
+        Duration::from_secs(900)
+    );
 }
 
 /// The validation entry lives `min(validation_ttl, exp - now - 30 s)`, at least 60 s, never
@@ -157,9 +186,14 @@ fn smart_validation_ttl_follows_the_token_expiry() {
         let s = Setup::new();
         let token = s.fake.mint_token("alice", Duration::from_secs(lifetime));
         assert!(s.client.validate_token(&token).unwrap());
-        s.clock.advance(Duration::from_secs(cached_for) - Duration::from_millis(1));
+        s.clock
+            .advance(Duration::from_secs(cached_for) - Duration::from_millis(1));
         assert!(s.client.validate_token(&token).unwrap());
-        assert_eq!(s.fake.calls(Endpoint::Validate), 1, "exp+{lifetime}: still cached");
+        assert_eq!(
+            s.fake.calls(Endpoint::Validate),
+            1,
+            "exp+{lifetime}: still cached"
+        );
         s.clock.advance(Duration::from_millis(1));
         let still_valid = s.client.validate_token(&token).unwrap();
         let expected_calls = if cached_for == lifetime { 1 } else { 2 };
@@ -175,7 +209,9 @@ fn smart_validation_ttl_follows_the_token_expiry() {
 #[test]
 fn token_without_exp_is_cached_for_validation_ttl() {
     let s = Setup::new();
-    let token = s.fake.mint_token_with_claims(serde_json::json!({ "sub": "alice" }));
+    let token = s
+        .fake
+        .mint_token_with_claims(serde_json::json!({ "sub": "alice" }));
     assert!(s.client.validate_token(&token).unwrap());
     s.clock.advance(Duration::from_secs(119));
     assert!(s.client.validate_token(&token).unwrap());
@@ -192,7 +228,11 @@ fn expired_token_is_refused_locally_and_not_cached() {
     s.clock.advance(Duration::from_secs(10));
     assert!(!s.client.validate_token(&token).unwrap());
     assert!(!s.client.validate_token(&token).unwrap());
-    assert_eq!(s.fake.calls(Endpoint::Validate), 0, "refused without a controller call");
+    assert_eq!(
+        s.fake.calls(Endpoint::Validate),
+        0,
+        "refused without a controller call"
+    );
     assert!(s.storage.is_empty());
 }
 
@@ -202,20 +242,33 @@ fn expired_token_is_refused_locally_and_not_cached() {
 fn forged_sub_cannot_read_cached_roles() {
     let s = Setup::new();
     let admin = s.user("admin-user", &["admin"], &["delete"]);
-    assert!(s.client.has_role(&admin, "admin").unwrap(), "admin's roles now cached");
+    assert!(
+        s.client.has_role(&admin, "admin").unwrap(),
+        "admin's roles now cached"
+    );
     // Same header and signature, payload edited to claim the admin's id.
     let mallory = s.user("mallory", &[], &[]);
     let parts: Vec<&str> = mallory.split('.').collect();
     let forged_payload = {
         use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"sub":"admin-user","exp":4102444800}"#)
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(r#"{"sub":"admin-user","exp":4102444800}"#)
     };
     let forged = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
     let err = s.client.has_role(&forged, "admin").unwrap_err();
     assert!(err.is_unauthenticated(), "{err}");
-    assert!(s.client.get_permissions(&forged).unwrap_err().is_unauthenticated());
+    assert!(
+        s.client
+            .get_permissions(&forged)
+            .unwrap_err()
+            .is_unauthenticated()
+    );
     assert_eq!(s.client.get_user_info(&forged).unwrap(), None);
-    assert_eq!(s.fake.calls(Endpoint::Roles), 1, "only the admin's own fetch");
+    assert_eq!(
+        s.fake.calls(Endpoint::Roles),
+        1,
+        "only the admin's own fetch"
+    );
 }
 
 // ---- rule 2: cache trouble never changes an answer ----
@@ -251,7 +304,9 @@ fn failing_storage_still_gives_correct_answers() {
 fn write_failures_alone_do_not_change_answers() {
     let s = Setup::new();
     let storage = Arc::new(FlakyStorage::default());
-    storage.fail_writes.store(true, std::sync::atomic::Ordering::SeqCst);
+    storage
+        .fail_writes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let client = support::builder_for(&s.fake, &s.clock)
         .storage(Arc::clone(&storage))
         .build()
@@ -321,7 +376,11 @@ fn invalid_answers_are_not_cached() {
     s.fake.revoke(&token);
     assert!(!s.client.validate_token(&token).unwrap());
     assert!(!s.client.validate_token(&token).unwrap());
-    assert_eq!(s.fake.calls(Endpoint::Validate), 2, "only authenticated answers are cached");
+    assert_eq!(
+        s.fake.calls(Endpoint::Validate),
+        2,
+        "only authenticated answers are cached"
+    );
 }
 
 // ---- rule 5: invalidation is complete ----
@@ -336,9 +395,15 @@ fn logout_clears_validation_and_every_user_entry() {
     assert_eq!(s.storage.len(), 4);
     s.client.logout(&token).unwrap();
     assert!(s.storage.is_empty(), "all four entries gone");
-    assert!(!s.client.validate_token(&token).unwrap(), "revoked at the controller too");
+    assert!(
+        !s.client.validate_token(&token).unwrap(),
+        "revoked at the controller too"
+    );
     let logout = &s.fake.requests(Endpoint::Logout)[0];
-    assert!(logout.header("authorization").is_none(), "logout carries no bearer");
+    assert!(
+        logout.header("authorization").is_none(),
+        "logout carries no bearer"
+    );
     assert!(logout.header("x-client-token").is_some());
 }
 
@@ -386,7 +451,12 @@ fn each_clear_removes_exactly_its_entries() {
     assert!(!has(&vkey) && has("user:alice"));
     fill(&token);
     s.client.clear_user_cache(&token).unwrap();
-    for k in ["roles:alice", "permissions:alice", "user:alice", vkey.as_str()] {
+    for k in [
+        "roles:alice",
+        "permissions:alice",
+        "user:alice",
+        vkey.as_str(),
+    ] {
         assert!(!has(k), "{k} cleared");
     }
     for k in ["roles:bob", "permissions:bob", "user:bob"] {
@@ -427,12 +497,18 @@ fn user_info_key_is_user_and_the_user_id() {
 #[test]
 fn user_info_without_a_user_id_is_fetched_but_not_cached() {
     let s = Setup::new();
-    let token = s.fake.mint_token_with_claims(serde_json::json!({ "exp": 4102444800u64 }));
+    let token = s
+        .fake
+        .mint_token_with_claims(serde_json::json!({ "exp": 4102444800u64 }));
     assert!(s.client.validate_token(&token).unwrap());
     for _ in 0..2 {
         let _ = s.client.get_user_info(&token);
     }
-    assert_eq!(s.fake.calls(Endpoint::User), 2, "nothing to key it by: not cached");
+    assert_eq!(
+        s.fake.calls(Endpoint::User),
+        2,
+        "nothing to key it by: not cached"
+    );
     assert!(s.storage.get(&s.key("user:")).unwrap().is_none());
 }
 
@@ -441,7 +517,10 @@ fn user_info_errors_are_errors_and_not_none() {
     let s = Setup::new();
     let token = s.user("alice", &[], &[]);
     s.fake.inject(Endpoint::User, Fault::status(502), 1);
-    assert_eq!(s.client.get_user_info(&token).unwrap_err().status(), Some(502));
+    assert_eq!(
+        s.client.get_user_info(&token).unwrap_err().status(),
+        Some(502)
+    );
     assert!(s.client.get_user_info(&token).unwrap().is_some());
 }
 
@@ -499,11 +578,21 @@ fn refresh_bypasses_and_overwrites_the_cache() {
     assert_eq!(s.client.get_roles(&token).unwrap(), ["viewer"]);
     s.fake.set_roles("alice", &["viewer", "editor"]);
     assert_eq!(s.client.get_roles(&token).unwrap(), ["viewer"], "cached");
-    assert_eq!(s.client.refresh_roles(&token).unwrap(), ["viewer", "editor"]);
-    assert_eq!(s.client.get_roles(&token).unwrap(), ["viewer", "editor"], "overwritten");
+    assert_eq!(
+        s.client.refresh_roles(&token).unwrap(),
+        ["viewer", "editor"]
+    );
+    assert_eq!(
+        s.client.get_roles(&token).unwrap(),
+        ["viewer", "editor"],
+        "overwritten"
+    );
     assert_eq!(s.fake.calls(Endpoint::RolesRefresh), 1);
     s.fake.set_permissions("alice", &["read", "write"]);
-    assert_eq!(s.client.refresh_permissions(&token).unwrap(), ["read", "write"]);
+    assert_eq!(
+        s.client.refresh_permissions(&token).unwrap(),
+        ["read", "write"]
+    );
     assert!(s.client.has_permission(&token, "write").unwrap());
     assert_eq!(s.fake.calls(Endpoint::PermissionsRefresh), 1);
 }
@@ -513,7 +602,12 @@ fn default_key_prefix_names_the_client_id_and_can_be_set() {
     let s = Setup::new();
     let token = s.user("alice", &["a"], &[]);
     s.client.get_roles(&token).unwrap();
-    assert!(s.storage.get("miso:test-app:roles:alice").unwrap().is_some());
+    assert!(
+        s.storage
+            .get("miso:test-app:roles:alice")
+            .unwrap()
+            .is_some()
+    );
     let s = Setup::with(|b| b.key_prefix("custom:"));
     let token = s.user("alice", &["a"], &[]);
     s.client.get_roles(&token).unwrap();

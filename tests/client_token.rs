@@ -37,15 +37,26 @@ fn client_token_is_refreshed_before_it_expires() {
         .clock(clock.clone())
         .client_token_ttl(Duration::from_secs(600))
         .build();
-    let client = builder_for(&fake, &clock).validation_ttl(Duration::ZERO).build().unwrap();
+    let client = builder_for(&fake, &clock)
+        .validation_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
     let token = fake.mint_token("alice", HOUR * 2);
     client.validate_token(&token).unwrap();
     clock.advance(Duration::from_secs(509));
     client.validate_token(&token).unwrap();
-    assert_eq!(fake.calls(Endpoint::ClientToken), 1, "still fresh 91 s before expiry");
+    assert_eq!(
+        fake.calls(Endpoint::ClientToken),
+        1,
+        "still fresh 91 s before expiry"
+    );
     clock.advance(Duration::from_secs(1));
     client.validate_token(&token).unwrap();
-    assert_eq!(fake.calls(Endpoint::ClientToken), 2, "refreshed 90 s before expiry");
+    assert_eq!(
+        fake.calls(Endpoint::ClientToken),
+        2,
+        "refreshed 90 s before expiry"
+    );
     assert_eq!(fake.calls(Endpoint::Validate), 3);
 }
 
@@ -56,7 +67,10 @@ fn short_lived_client_token_is_refreshed_at_half_life_not_always() {
         .clock(clock.clone())
         .client_token_ttl(Duration::from_secs(60))
         .build();
-    let client = builder_for(&fake, &clock).validation_ttl(Duration::ZERO).build().unwrap();
+    let client = builder_for(&fake, &clock)
+        .validation_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
     let token = fake.mint_token("alice", HOUR);
     for _ in 0..5 {
         client.validate_token(&token).unwrap();
@@ -75,7 +89,10 @@ fn client_token_without_expires_in_is_not_treated_as_expired() {
         .omit_expires_in(true)
         .flat_token_response(true)
         .build();
-    let client = builder_for(&fake, &clock).validation_ttl(Duration::ZERO).build().unwrap();
+    let client = builder_for(&fake, &clock)
+        .validation_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
     let token = fake.mint_token("alice", HOUR);
     for _ in 0..5 {
         assert!(client.validate_token(&token).unwrap());
@@ -90,8 +107,16 @@ fn client_token_401_drops_the_token_and_retries_once() {
     assert!(s.client.validate_token(&token).unwrap());
     s.fake.expire_client_tokens();
     assert!(s.client.has_role(&token, "admin").unwrap());
-    assert_eq!(s.fake.calls(Endpoint::ClientToken), 2, "a new token after the 401");
-    assert_eq!(s.fake.calls(Endpoint::Roles), 2, "the call was retried once");
+    assert_eq!(
+        s.fake.calls(Endpoint::ClientToken),
+        2,
+        "a new token after the 401"
+    );
+    assert_eq!(
+        s.fake.calls(Endpoint::Roles),
+        2,
+        "the call was retried once"
+    );
 }
 
 #[test]
@@ -113,10 +138,14 @@ fn user_token_401_keeps_the_client_token() {
     let s = Setup::new();
     let token = s.user("alice", &["admin"], &[]);
     assert!(s.client.validate_token(&token).unwrap());
-    let bearer = Fault::json(401, r#"{"errors":["Invalid token"],"statusCode":401,"authMethod":"bearer"}"#);
+    let bearer = Fault::json(
+        401,
+        r#"{"errors":["Invalid token"],"statusCode":401,"authMethod":"bearer"}"#,
+    );
     s.fake.inject(Endpoint::Roles, bearer, 1);
     assert!(s.client.get_roles(&token).unwrap_err().is_unauthenticated());
-    s.fake.inject(Endpoint::Roles, Fault::json(401, r#"{"errors":["x"]}"#), 1);
+    s.fake
+        .inject(Endpoint::Roles, Fault::json(401, r#"{"errors":["x"]}"#), 1);
     assert!(s.client.get_roles(&token).unwrap_err().is_unauthenticated());
     assert!(s.client.has_role(&token, "admin").unwrap());
     assert_eq!(s.fake.calls(Endpoint::ClientToken), 1, "client token kept");
@@ -130,9 +159,12 @@ fn bad_client_credentials_are_a_configuration_error_naming_the_client_id() {
         .controller_url(fake.url())
         .client_id("test-app")
         .client_secret("wrong-secret-value")
+        .clock(clock.clone())
         .build()
         .unwrap();
-    let err = client.validate_token(&fake.mint_token("alice", HOUR)).unwrap_err();
+    let err = client
+        .validate_token(&fake.mint_token("alice", HOUR))
+        .unwrap_err();
     assert!(err.is_config(), "{err}");
     let text = format!("{err} {err:?}");
     assert!(text.contains("test-app"), "{text}");
@@ -166,9 +198,16 @@ fn pre_issued_client_token_is_used_as_is() {
         .unwrap();
     let token = s.user("alice", &["admin"], &[]);
     assert!(client.has_role(&token, "admin").unwrap());
-    assert_eq!(s.fake.calls(Endpoint::ClientToken), 1, "only our own fetch above");
+    assert_eq!(
+        s.fake.calls(Endpoint::ClientToken),
+        1,
+        "only our own fetch above"
+    );
     s.fake.expire_client_tokens();
     client.clear_user_cache(&token).unwrap();
     let err = client.validate_token(&token).unwrap_err();
-    assert!(err.is_config(), "a rejected pre-issued token cannot be renewed: {err}");
+    assert!(
+        err.is_config(),
+        "a rejected pre-issued token cannot be renewed: {err}"
+    );
 }

@@ -49,7 +49,10 @@ fn rfc7807_and_wrapped_error_bodies_are_parsed() {
         r#"{"type":"about:blank","title":"Unavailable","status":503,"detail":"maintenance"}"#,
     ));
     assert_eq!(err.body().unwrap().message(), Some("maintenance"));
-    let err = roles_error(Fault::json(500, r#"{"error":{"errors":["boom"],"correlationId":"c-9"}}"#));
+    let err = roles_error(Fault::json(
+        500,
+        r#"{"error":{"errors":["boom"],"correlationId":"c-9"}}"#,
+    ));
     assert_eq!(err.body().unwrap().message(), Some("boom"));
     assert_eq!(err.body().unwrap().correlation_id.as_deref(), Some("c-9"));
 }
@@ -58,7 +61,16 @@ fn rfc7807_and_wrapped_error_bodies_are_parsed() {
 fn junk_json_is_a_decode_error() {
     for junk in ["{\"data\":", "not json", "", "{\"data\":{\"roles\":[1,2]}}"] {
         let err = roles_error(Fault::body(200, junk));
-        assert!(matches!(err, Error::Decode { endpoint: Endpoint::Roles, .. }), "{junk}: {err}");
+        assert!(
+            matches!(
+                err,
+                Error::Decode {
+                    endpoint: Endpoint::Roles,
+                    ..
+                }
+            ),
+            "{junk}: {err}"
+        );
     }
 }
 
@@ -67,7 +79,11 @@ fn slow_controller_is_a_timeout() {
     let s = Setup::with(|b| b.timeout(Duration::from_millis(300)));
     let token = s.user("alice", &["admin"], &[]);
     s.client.validate_token(&token).unwrap();
-    s.fake.inject(Endpoint::Roles, Fault::delay(Duration::from_millis(1500)), 1);
+    s.fake.inject(
+        Endpoint::Roles,
+        Fault::delay(Duration::from_millis(1500)),
+        1,
+    );
     let err = s.client.get_roles(&token).unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert_eq!(err.endpoint(), Some(Endpoint::Roles));
@@ -85,21 +101,46 @@ fn unreachable_controller_is_a_transport_error() {
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
-    let token = Setup::new().fake.mint_token("alice", support::HOUR);
+    let token = miso_client::testing::FakeController::start().mint_token("alice", support::HOUR);
     let err = client.validate_token(&token).unwrap_err();
-    assert!(matches!(err, Error::Transport { endpoint: Endpoint::ClientToken, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                endpoint: Endpoint::ClientToken,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn build_rejects_bad_configuration_naming_the_setting() {
     let cases = [
-        (MisoClient::builder().client_id("a").client_secret("s"), "controller_url"),
         (
-            MisoClient::builder().controller_url("ftp://x").client_id("a").client_secret("s"),
+            MisoClient::builder().client_id("a").client_secret("s"),
             "controller_url",
         ),
-        (MisoClient::builder().controller_url("http://x").client_id("a"), "credentials"),
-        (MisoClient::builder().controller_url("http://x").client_secret("s"), "client_id"),
+        (
+            MisoClient::builder()
+                .controller_url("ftp://x")
+                .client_id("a")
+                .client_secret("s"),
+            "controller_url",
+        ),
+        (
+            MisoClient::builder()
+                .controller_url("http://x")
+                .client_id("a"),
+            "credentials",
+        ),
+        (
+            MisoClient::builder()
+                .controller_url("http://x")
+                .client_secret("s"),
+            "client_id",
+        ),
         (
             MisoClient::builder()
                 .controller_url("http://x")
@@ -135,7 +176,10 @@ fn controller_url_with_a_virtual_directory_is_joined_without_double_slashes() {
         .unwrap();
     let token = s.user("alice", &[], &[]);
     assert!(client.validate_token(&token).unwrap());
-    assert_eq!(s.fake.requests(Endpoint::Validate)[0].path, "/api/v1/auth/validate");
+    assert_eq!(
+        s.fake.requests(Endpoint::Validate)[0].path,
+        "/api/v1/auth/validate"
+    );
 }
 
 #[test]
@@ -148,7 +192,12 @@ fn debug_output_never_shows_secrets() {
         .client_token("the-client-token")
         .api_key("the-api-key-value");
     let text = format!("{builder:?} {:?}", s.client);
-    for secret in ["the-client-secret", "the-client-token", "the-api-key-value", s.fake.client_secret()] {
+    for secret in [
+        "the-client-secret",
+        "the-client-token",
+        "the-api-key-value",
+        s.fake.client_secret(),
+    ] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
     assert!(text.contains("[redacted]"));
