@@ -2,6 +2,7 @@
 
 use crate::cache::{Cache, Keys, Read, validation_ttl};
 use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
 use crate::controller::{self, Controller, Credentials};
 use crate::error::{Endpoint, Error, Result};
 use crate::jwt::{self, MAX_TOKEN_LEN};
@@ -350,6 +351,28 @@ impl MisoClient {
     /// A builder with the defaults documented on each setter.
     pub fn builder() -> MisoClientBuilder {
         MisoClientBuilder::new()
+    }
+
+    /// A client configured from the official SDKs' environment variables
+    /// (`MISO_CONTROLLER_URL`, `MISO_CLIENTID`, `MISO_CLIENTSECRET`, `REDIS_URL`, …; see
+    /// [`Config::from_env_with`]), caching in Redis when `REDIS_URL` or `REDIS_HOST` is set,
+    /// else in memory. No network I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable that is missing or malformed (never quoting its
+    /// value).
+    pub fn from_env() -> Result<MisoClient> {
+        Self::from_config(Config::from_env()?)
+    }
+
+    /// A client with the settings of `config` (for example deserialized from the JSON or YAML
+    /// config the other SDKs read). Use [`Config::into_builder`] to adjust more. No network
+    /// I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] as [`Config::into_builder`] and [`MisoClientBuilder::build`].
+    pub fn from_config(config: Config) -> Result<MisoClient> {
+        config.into_builder()?.build()
     }
 
     /// What the cache did so far: hits, misses, controller calls, coalesced waits and storage

@@ -188,6 +188,7 @@
 mod cache;
 mod client;
 mod clock;
+mod config;
 mod controller;
 mod error;
 pub mod jwt;
@@ -203,6 +204,7 @@ pub use client::{
     DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL, MisoClient, MisoClientBuilder,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Config, DEFAULT_REDIS_PORT, RedisConfig};
 pub use error::{Endpoint, Error, ErrorBody, Result, StorageError};
 pub use models::UserInfo;
 pub use stats::{CacheStats, KindStats};

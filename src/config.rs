@@ -1,0 +1,929 @@
+//! [`Config`]: the client's settings as the official SDKs spell them, read from the
+//! environment or deserialized from a JSON/YAML config file.
+
+use crate::client::{
+    DEFAULT_PERMISSION_TTL, DEFAULT_ROLE_TTL, DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL, MisoClient,
+    MisoClientBuilder,
+};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::time::Duration;
+
+/// Default Redis port when only `REDIS_HOST` (or `redis.host`) is given.
+pub const DEFAULT_REDIS_PORT: u16 = 6379;
+
+/// The client's settings in the shape the official TypeScript and Python SDKs use, so one
+/// environment or one config file serves every service whatever its language.
+///
+/// Build one with [`Config::from_env`], [`Config::from_env_with`], by deserializing it (any
+/// serde format: JSON, YAML, …), or from [`Config::new`]; then turn it into a client with
+/// [`MisoClient::from_config`], or into a [`MisoClientBuilder`] with
+/// [`into_builder`](Config::into_builder) to adjust what the SDKs cannot express (clock,
+/// timeout, your own storage).
+///
+/// `Debug` never shows the client secret, the client token, the API key or the Redis
+/// password.
+///
+/// # Deserializing
+///
+/// The keys are those of the SDKs' config objects; every key has a snake_case and a camelCase
+/// spelling, and **snake_case wins** when both are present (as in the Python SDK). Unknown
+/// keys (`logLevel`, `audit`, …) are ignored; a value of the wrong type is an error naming
+/// its key (never echoing the value); `null` counts as absent.
+///
+/// | key | type | default |
+/// |---|---|---|
+/// | `controller_url` / `controllerUrl` | string | required |
+/// | `client_id` / `clientId` | string | none |
+/// | `client_secret` / `clientSecret` | string | none |
+/// | `client_token` / `clientToken` | string (a pre-issued client token) | none |
+/// | `client_token_uri` / `clientTokenUri` | string | `/api/v1/auth/token` |
+/// | `api_key` / `apiKey` | string | none |
+/// | `redis` | object, see [`RedisConfig`] | none: [`MemoryStorage`](crate::MemoryStorage) |
+/// | `cache.validation_ttl` / `validationTTL` / `tokenValidationTTL` (in that order of precedence) | seconds | 120 |
+/// | `cache.user_ttl` / `userTTL` | seconds | 300 |
+/// | `cache.role_ttl` / `roleTTL` | seconds | 900 |
+/// | `cache.permission_ttl` / `permissionTTL` | seconds | 900 |
+///
+/// TTLs are numbers of seconds (fractions allowed); zero turns caching of that kind off.
+///
+/// ```
+/// use miso_client::Config;
+/// use std::time::Duration;
+///
+/// let config: Config = serde_json::from_str(r#"{
+///     "controllerUrl": "https://controller.example.com",
+///     "clientId": "ctrl-dev-my-app",
+///     "clientSecret": "…",
+///     "logLevel": "info",
+///     "cache": { "userTTL": 60, "role_ttl": 300, "roleTTL": 1 }
+/// }"#).unwrap();
+/// assert_eq!(config.user_ttl, Duration::from_secs(60));
+/// assert_eq!(config.role_ttl, Duration::from_secs(300)); // snake_case wins
+/// assert!(!format!("{config:?}").contains('…'));          // the secret is redacted
+///
+/// let wrong = serde_json::from_str::<Config>(
+///     r#"{"controllerUrl": "https://c", "cache": {"userTTL": "soon"}}"#,
+/// );
+/// assert!(wrong.unwrap_err().to_string().contains("cache.userTTL"));
+/// ```
+#[derive(Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The controller's root URL. Required (`MISO_CONTROLLER_URL`).
+    pub controller_url: String,
+    /// The application's client id (`MISO_CLIENTID` / `MISO_CLIENT_ID`). Defaults to none.
+    pub client_id: Option<String>,
+    /// The application's client secret (`MISO_CLIENTSECRET` / `MISO_CLIENT_SECRET`).
+    /// Defaults to none.
+    pub client_secret: Option<String>,
+    /// A pre-issued client token, instead of a client id and secret. Defaults to none.
+    pub client_token: Option<String>,
+    /// The client-token issuer's path (`MISO_CLIENT_TOKEN_URI`). Defaults to none, i.e.
+    /// [`DEFAULT_CLIENT_TOKEN_URI`](crate::DEFAULT_CLIENT_TOKEN_URI).
+    pub client_token_uri: Option<String>,
+    /// The test-only API key bypass (`MISO_API_KEY` / `API_KEY`); see
+    /// [`MisoClientBuilder::api_key`]. Defaults to none (off).
+    pub api_key: Option<String>,
+    /// Where to cache: Redis when set, else an in-process
+    /// [`MemoryStorage`](crate::MemoryStorage). Defaults to none.
+    pub redis: Option<RedisConfig>,
+    /// Defaults to [`DEFAULT_VALIDATION_TTL`](crate::DEFAULT_VALIDATION_TTL) (120 s).
+    pub validation_ttl: Duration,
+    /// Defaults to [`DEFAULT_USER_TTL`](crate::DEFAULT_USER_TTL) (300 s).
+    pub user_ttl: Duration,
+    /// Defaults to [`DEFAULT_ROLE_TTL`](crate::DEFAULT_ROLE_TTL) (900 s).
+    pub role_ttl: Duration,
+    /// Defaults to [`DEFAULT_PERMISSION_TTL`](crate::DEFAULT_PERMISSION_TTL) (900 s).
+    pub permission_ttl: Duration,
+}
+
+/// Where the Redis cache is: `REDIS_URL`, or `REDIS_HOST` with `REDIS_PORT`,
+/// `REDIS_PASSWORD` and `REDIS_DB`, as the official SDKs read them; in a config file, the
+/// `redis` object (`url`, or `host`, `port`, `password`, `db`; and `key_prefix` /
+/// `keyPrefix`).
+///
+/// When [`url`](Self::url) is set it is used alone and the host fields are ignored.
+/// `Debug` never shows the password (nor a URL that carries one).
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// `redis://[[user]:password@]host[:port][/db]` (also `rediss://`, `unix://`). Takes
+    /// precedence over the host fields. Defaults to none.
+    pub url: Option<String>,
+    /// The Redis host. Defaults to none.
+    pub host: Option<String>,
+    /// Defaults to [`DEFAULT_REDIS_PORT`] (6379).
+    pub port: u16,
+    /// Defaults to none.
+    pub password: Option<String>,
+    /// The database number. Defaults to 0.
+    pub db: u32,
+    /// The prefix of the client's keys (`REDIS_KEY_PREFIX`); see
+    /// [`MisoClientBuilder::key_prefix`]. Defaults to none: `miso:{client_id}:`. Setting it to
+    /// the prefix another SDK uses makes the two overwrite each other's entries, since their
+    /// value formats differ.
+    pub key_prefix: Option<String>,
+}
+
+impl RedisConfig {
+    /// Redis at `url` (see [`url`](Self::url)); other fields at their defaults.
+    pub fn from_url(url: impl Into<String>) -> Self {
+        Self {
+            url: Some(url.into()),
+            ..Self::empty()
+        }
+    }
+
+    /// Redis on `host`, port 6379, database 0, no password.
+    pub fn from_host(host: impl Into<String>) -> Self {
+        Self {
+            host: Some(host.into()),
+            ..Self::empty()
+        }
+    }
+
+    fn empty() -> Self {
+        Self {
+            url: None,
+            host: None,
+            port: DEFAULT_REDIS_PORT,
+            password: None,
+            db: 0,
+            key_prefix: None,
+        }
+    }
+
+    /// The URL to connect to; it carries the password, so it is never printed.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn connection_url(&self) -> String {
+        if let Some(url) = &self.url {
+            return url.trim().to_owned();
+        }
+        let host = self.host.as_deref().unwrap_or_default().trim();
+        // An IPv6 literal needs brackets inside a URL.
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        let auth = match &self.password {
+            Some(password) => format!(":{}@", percent_encode(password)),
+            None => String::new(),
+        };
+        format!("redis://{auth}{host}:{}/{}", self.port, self.db)
+    }
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("db", &self.db)
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
+}
+
+/// A URL with whatever sits between `://` and the last `@` (user and password) hidden.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}[redacted]{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Everything but RFC 3986's unreserved characters, so any password survives the URL.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+impl Config {
+    /// A configuration for the controller at `controller_url`, everything else at its
+    /// default (add credentials before building a client).
+    pub fn new(controller_url: impl Into<String>) -> Self {
+        Self {
+            controller_url: controller_url.into(),
+            client_id: None,
+            client_secret: None,
+            client_token: None,
+            client_token_uri: None,
+            api_key: None,
+            redis: None,
+            validation_ttl: DEFAULT_VALIDATION_TTL,
+            user_ttl: DEFAULT_USER_TTL,
+            role_ttl: DEFAULT_ROLE_TTL,
+            permission_ttl: DEFAULT_PERMISSION_TTL,
+        }
+    }
+
+    /// Reads the process environment; see [`from_env_with`](Self::from_env_with).
+    ///
+    /// # Errors
+    /// As [`from_env_with`](Self::from_env_with).
+    pub fn from_env() -> Result<Config> {
+        Self::from_env_with(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the official SDKs' environment variables through `var`, which returns a
+    /// variable's value or `None` (tests pass a map instead of changing the process
+    /// environment). Empty or blank values count as unset.
+    ///
+    /// | variable | meaning | default |
+    /// |---|---|---|
+    /// | `MISO_CONTROLLER_URL` | controller root, `http(s)://…` | required |
+    /// | `MISO_CLIENTID`, else `MISO_CLIENT_ID` | client id | required |
+    /// | `MISO_CLIENTSECRET`, else `MISO_CLIENT_SECRET` | client secret | required |
+    /// | `MISO_CLIENT_TOKEN_URI` | issuer path | `/api/v1/auth/token` |
+    /// | `MISO_API_KEY`, else `API_KEY` | test-only bypass token | none |
+    /// | `REDIS_URL` | Redis URL; wins over `REDIS_HOST` and friends | none |
+    /// | `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, `REDIS_DB` | Redis, as the SDKs read it | none, 6379, none, 0 |
+    /// | `REDIS_KEY_PREFIX` | the client's key prefix (with Redis only) | `miso:{client_id}:` |
+    ///
+    /// Where two names mean the same thing, the first listed (the SDKs' own spelling) wins.
+    /// Redis is used when `REDIS_URL` or `REDIS_HOST` is set, else memory.
+    ///
+    /// ```
+    /// use miso_client::Config;
+    ///
+    /// let env = [
+    ///     ("MISO_CONTROLLER_URL", "https://controller.example.com"),
+    ///     ("MISO_CLIENT_ID", "ctrl-dev-my-app"),
+    ///     ("MISO_CLIENTSECRET", "s3cret"),
+    ///     ("REDIS_HOST", "redis.internal"),
+    /// ];
+    /// let lookup = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string());
+    /// let config = Config::from_env_with(lookup)?;
+    /// assert_eq!(config.client_id.as_deref(), Some("ctrl-dev-my-app"));
+    /// assert_eq!(config.redis.unwrap().host.as_deref(), Some("redis.internal"));
+    ///
+    /// let error = Config::from_env_with(|_| None).unwrap_err();
+    /// assert!(error.to_string().contains("MISO_CONTROLLER_URL"));
+    /// # Ok::<(), miso_client::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable when a required one is missing, when
+    /// `MISO_CONTROLLER_URL` is not an `http(s)://` URL, `REDIS_URL` not a Redis URL,
+    /// `REDIS_PORT` not a port number or `REDIS_DB` not a database number. Values are never
+    /// quoted, so a secret cannot leak into the message.
+    pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let get = |name: &str| {
+            var(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        // Secrets are kept byte for byte: a password may legitimately end in a space.
+        let secret = |name: &str| var(name).filter(|value| !value.trim().is_empty());
+        let missing = |names: &str| Error::Config(format!("{names} is not set"));
+
+        let controller_url =
+            get("MISO_CONTROLLER_URL").ok_or_else(|| missing("MISO_CONTROLLER_URL"))?;
+        if !is_http_url(&controller_url) {
+            return Err(Error::Config(
+                "MISO_CONTROLLER_URL must be an http:// or https:// URL".into(),
+            ));
+        }
+        let client_id = get("MISO_CLIENTID")
+            .or_else(|| get("MISO_CLIENT_ID"))
+            .ok_or_else(|| missing("MISO_CLIENTID (or MISO_CLIENT_ID)"))?;
+        let client_secret = secret("MISO_CLIENTSECRET")
+            .or_else(|| secret("MISO_CLIENT_SECRET"))
+            .ok_or_else(|| missing("MISO_CLIENTSECRET (or MISO_CLIENT_SECRET)"))?;
+
+        let mut config = Config::new(controller_url);
+        config.client_id = Some(client_id);
+        config.client_secret = Some(client_secret);
+        config.client_token_uri = get("MISO_CLIENT_TOKEN_URI");
+        config.api_key = secret("MISO_API_KEY").or_else(|| secret("API_KEY"));
+        config.redis = redis_from_env(&get, &secret)?;
+        Ok(config)
+    }
+
+    /// A [`MisoClientBuilder`] with these settings, and a
+    /// [`RedisStorage`](crate::RedisStorage) when [`redis`](Self::redis) is set (built, not
+    /// connected). Set anything else on it, then `build()`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when Redis is configured but its URL is malformed, or the crate was
+    /// built without its `redis` feature. Missing credentials are reported by `build()`.
+    pub fn into_builder(self) -> Result<MisoClientBuilder> {
+        let mut builder = MisoClient::builder()
+            .controller_url(self.controller_url)
+            .validation_ttl(self.validation_ttl)
+            .user_ttl(self.user_ttl)
+            .role_ttl(self.role_ttl)
+            .permission_ttl(self.permission_ttl);
+        if let Some(id) = self.client_id {
+            builder = builder.client_id(id);
+        }
+        if let Some(secret) = self.client_secret {
+            builder = builder.client_secret(secret);
+        }
+        if let Some(token) = self.client_token {
+            builder = builder.client_token(token);
+        }
+        if let Some(uri) = self.client_token_uri {
+            builder = builder.client_token_uri(uri);
+        }
+        if let Some(key) = self.api_key {
+            builder = builder.api_key(key);
+        }
+        match self.redis {
+            Some(redis) => with_redis(builder, redis),
+            None => Ok(builder),
+        }
+    }
+
+    /// Builds the configuration from a JSON-shaped value (see the type's docs).
+    fn from_value(value: &Value) -> std::result::Result<Config, String> {
+        let root = value
+            .as_object()
+            .ok_or("the configuration must be an object (a map of keys)")?;
+        let top = Section {
+            map: root,
+            path: "",
+        };
+        let controller_url = top
+            .string(&["controller_url", "controllerUrl"])?
+            .ok_or("controller_url (or controllerUrl) is required")?;
+        let mut config = Config::new(controller_url);
+        config.client_id = top.string(&["client_id", "clientId"])?;
+        config.client_secret = top.string(&["client_secret", "clientSecret"])?;
+        config.client_token = top.string(&["client_token", "clientToken"])?;
+        config.client_token_uri = top.string(&["client_token_uri", "clientTokenUri"])?;
+        config.api_key = top.string(&["api_key", "apiKey"])?;
+        if let Some(redis) = top.section("redis")? {
+            config.redis = Some(redis.redis()?);
+        }
+        if let Some(cache) = top.section("cache")? {
+            let ttls = [
+                (
+                    &mut config.validation_ttl,
+                    &["validation_ttl", "validationTTL", "tokenValidationTTL"][..],
+                ),
+                (&mut config.user_ttl, &["user_ttl", "userTTL"][..]),
+                (&mut config.role_ttl, &["role_ttl", "roleTTL"][..]),
+                (
+                    &mut config.permission_ttl,
+                    &["permission_ttl", "permissionTTL"][..],
+                ),
+            ];
+            for (field, names) in ttls {
+                if let Some(ttl) = cache.seconds(names)? {
+                    *field = ttl;
+                }
+            }
+        }
+        Ok(config)
+    }
+}
+
+impl<'de> Deserialize<'de> for Config {
+    /// Through a generic value, so that the rules the SDKs follow (both spellings, snake_case
+    /// first, unknown keys ignored) and errors naming the key hold for every serde format.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Config::from_value(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = |set: &Option<String>| set.as_ref().map(|_| "[redacted]");
+        f.debug_struct("Config")
+            .field("controller_url", &self.controller_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redacted(&self.client_secret))
+            .field("client_token", &redacted(&self.client_token))
+            .field("client_token_uri", &self.client_token_uri)
+            .field("api_key", &redacted(&self.api_key))
+            .field("redis", &self.redis)
+            .field("validation_ttl", &self.validation_ttl)
+            .field("user_ttl", &self.user_ttl)
+            .field("role_ttl", &self.role_ttl)
+            .field("permission_ttl", &self.permission_ttl)
+            .finish()
+    }
+}
+
+fn is_http_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    rest.is_some_and(|rest| !rest.trim_matches('/').is_empty())
+}
+
+fn is_redis_url(url: &str) -> bool {
+    ["redis://", "rediss://", "unix://", "redis+unix://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme) && url.len() > scheme.len())
+}
+
+/// `REDIS_URL`, else `REDIS_HOST` and friends; `None` when neither is set.
+fn redis_from_env(
+    get: &dyn Fn(&str) -> Option<String>,
+    secret: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<RedisConfig>> {
+    let mut redis = if let Some(url) = get("REDIS_URL") {
+        if !is_redis_url(&url) {
+            return Err(Error::Config(
+                "REDIS_URL must be a Redis URL (redis://[:password@]host[:port][/db])".into(),
+            ));
+        }
+        RedisConfig::from_url(url)
+    } else if let Some(host) = get("REDIS_HOST") {
+        let mut redis = RedisConfig::from_host(host);
+        if let Some(port) = get("REDIS_PORT") {
+            redis.port = port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+                Error::Config("REDIS_PORT must be a port number (1-65535)".into())
+            })?;
+        }
+        if let Some(db) = get("REDIS_DB") {
+            redis.db = db.parse().map_err(|_| {
+                Error::Config("REDIS_DB must be a database number (0, 1, …)".into())
+            })?;
+        }
+        redis.password = secret("REDIS_PASSWORD");
+        redis
+    } else {
+        return Ok(None);
+    };
+    redis.key_prefix = get("REDIS_KEY_PREFIX");
+    Ok(Some(redis))
+}
+
+#[cfg(feature = "redis")]
+fn with_redis(builder: MisoClientBuilder, redis: RedisConfig) -> Result<MisoClientBuilder> {
+    let storage = crate::RedisStorage::builder(&redis.connection_url()).build()?;
+    let builder = builder.storage(storage);
+    Ok(match redis.key_prefix {
+        Some(prefix) => builder.key_prefix(prefix),
+        None => builder,
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+fn with_redis(_builder: MisoClientBuilder, _redis: RedisConfig) -> Result<MisoClientBuilder> {
+    Err(Error::Config(
+        "Redis is configured (REDIS_URL, REDIS_HOST or `redis`) but miso-client was built \
+         without its `redis` feature"
+            .into(),
+    ))
+}
+
+/// One object of a config document, with its path for error messages.
+struct Section<'a> {
+    map: &'a Map<String, Value>,
+    path: &'a str,
+}
+
+impl<'a> Section<'a> {
+    fn name(&self, key: &str) -> String {
+        format!("{}{key}", self.path)
+    }
+
+    /// The first of `names` that is present and not null: snake_case first, by convention.
+    fn first(&self, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
+        names.iter().find_map(|name| match self.map.get(*name) {
+            None | Some(Value::Null) => None,
+            Some(value) => Some((*name, value)),
+        })
+    }
+
+    fn string(&self, names: &[&'static str]) -> std::result::Result<Option<String>, String> {
+        match self.first(names) {
+            None => Ok(None),
+            Some((_, Value::String(s))) => Ok(Some(s.clone())),
+            Some((name, _)) => Err(format!("{} must be a string", self.name(name))),
+        }
+    }
+
+    fn seconds(&self, names: &[&'static str]) -> std::result::Result<Option<Duration>, String> {
+        let Some((name, value)) = self.first(names) else {
+            return Ok(None);
+        };
+        value
+            .as_f64()
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "{} must be a number of seconds (0 or more)",
+                    self.name(name)
+                )
+            })
+    }
+
+    fn integer<T: TryFrom<u64>>(
+        &self,
+        names: &[&'static str],
+        what: &str,
+    ) -> std::result::Result<Option<T>, String> {
+        let Some((name, value)) = self.first(names) else {
+            return Ok(None);
+        };
+        value
+            .as_u64()
+            .and_then(|n| T::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| format!("{} must be {what}", self.name(name)))
+    }
+
+    fn section(&self, key: &'static str) -> std::result::Result<Option<Section<'a>>, String> {
+        match self.first(&[key]) {
+            None => Ok(None),
+            Some((_, Value::Object(map))) => Ok(Some(Section {
+                map,
+                path: match key {
+                    "redis" => "redis.",
+                    "cache" => "cache.",
+                    _ => "",
+                },
+            })),
+            Some((name, _)) => Err(format!("{} must be an object", self.name(name))),
+        }
+    }
+
+    /// The `redis` object: `url`, or `host` with `port`, `password`, `db`.
+    fn redis(&self) -> std::result::Result<RedisConfig, String> {
+        let mut redis = if let Some(url) = self.string(&["url"])? {
+            if !is_redis_url(url.trim()) {
+                return Err("redis.url must be a Redis URL (redis://…)".into());
+            }
+            RedisConfig::from_url(url)
+        } else if let Some(host) = self.string(&["host"])? {
+            let mut redis = RedisConfig::from_host(host);
+            if let Some(port) = self.integer::<u16>(&["port"], "a port number (1-65535)")? {
+                if port == 0 {
+                    return Err("redis.port must be a port number (1-65535)".into());
+                }
+                redis.port = port;
+            }
+            redis.db = self
+                .integer(&["db"], "a database number (0, 1, …)")?
+                .unwrap_or(0);
+            redis.password = self.string(&["password"])?;
+            redis
+        } else {
+            return Err("redis needs a url or a host".into());
+        };
+        redis.key_prefix = self.string(&["key_prefix", "keyPrefix"])?;
+        Ok(redis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("MISO_CONTROLLER_URL", "https://controller.example.com"),
+        ("MISO_CLIENTID", "app"),
+        ("MISO_CLIENTSECRET", "hunter2"),
+    ];
+
+    fn base_with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        BASE.iter().chain(extra).copied().collect()
+    }
+
+    fn config_error(pairs: &[(&str, &str)]) -> String {
+        match Config::from_env_with(env(pairs)) {
+            Err(Error::Config(message)) => message,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn env_minimal_gives_defaults_and_memory() {
+        let config = Config::from_env_with(env(&BASE)).unwrap();
+        assert_eq!(config.controller_url, "https://controller.example.com");
+        assert_eq!(config.client_id.as_deref(), Some("app"));
+        assert_eq!(config.client_secret.as_deref(), Some("hunter2"));
+        assert_eq!(config.client_token_uri, None);
+        assert_eq!(config.api_key, None);
+        assert_eq!(config.redis, None);
+        assert_eq!(config.user_ttl, DEFAULT_USER_TTL);
+        assert_eq!(config.validation_ttl, DEFAULT_VALIDATION_TTL);
+    }
+
+    #[test]
+    fn env_accepts_both_spellings_sdk_spelling_first() {
+        let underscored = [
+            ("MISO_CONTROLLER_URL", "http://c"),
+            ("MISO_CLIENT_ID", "id2"),
+            ("MISO_CLIENT_SECRET", "s2"),
+            ("API_KEY", "k2"),
+        ];
+        let config = Config::from_env_with(env(&underscored)).unwrap();
+        assert_eq!(config.client_id.as_deref(), Some("id2"));
+        assert_eq!(config.client_secret.as_deref(), Some("s2"));
+        assert_eq!(config.api_key.as_deref(), Some("k2"));
+
+        let both = base_with(&[
+            ("MISO_CLIENT_ID", "other"),
+            ("MISO_CLIENT_SECRET", "other"),
+            ("MISO_API_KEY", "k1"),
+            ("API_KEY", "k2"),
+        ]);
+        let config = Config::from_env_with(env(&both)).unwrap();
+        assert_eq!(config.client_id.as_deref(), Some("app"));
+        assert_eq!(config.client_secret.as_deref(), Some("hunter2"));
+        assert_eq!(config.api_key.as_deref(), Some("k1"));
+    }
+
+    #[test]
+    fn env_missing_or_malformed_names_the_variable_never_the_value() {
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (vec![], "MISO_CONTROLLER_URL"),
+            (vec![("MISO_CONTROLLER_URL", "  ")], "MISO_CONTROLLER_URL"),
+            (
+                vec![
+                    ("MISO_CONTROLLER_URL", "ftp://hunter2@x"),
+                    ("MISO_CLIENTID", "a"),
+                ],
+                "MISO_CONTROLLER_URL",
+            ),
+            (
+                vec![
+                    ("MISO_CONTROLLER_URL", "http://c"),
+                    ("MISO_CLIENTSECRET", "hunter2"),
+                ],
+                "MISO_CLIENTID",
+            ),
+            (
+                vec![("MISO_CONTROLLER_URL", "http://c"), ("MISO_CLIENTID", "a")],
+                "MISO_CLIENTSECRET",
+            ),
+            (base_with(&[("REDIS_URL", "http://hunter2@x")]), "REDIS_URL"),
+            (
+                base_with(&[("REDIS_HOST", "h"), ("REDIS_PORT", "hunter2")]),
+                "REDIS_PORT",
+            ),
+            (
+                base_with(&[("REDIS_HOST", "h"), ("REDIS_PORT", "0")]),
+                "REDIS_PORT",
+            ),
+            (
+                base_with(&[("REDIS_HOST", "h"), ("REDIS_DB", "-1")]),
+                "REDIS_DB",
+            ),
+        ];
+        for (pairs, variable) in cases {
+            let message = config_error(&pairs);
+            assert!(
+                message.contains(variable),
+                "{message:?} should name {variable}"
+            );
+            assert!(!message.contains("hunter2"), "{message:?} echoes a value");
+        }
+    }
+
+    #[test]
+    fn env_redis_url_wins_and_host_fields_are_read() {
+        let url = base_with(&[
+            ("REDIS_URL", "redis://:pw@10.0.0.1:7000/2"),
+            ("REDIS_HOST", "ignored"),
+            ("REDIS_KEY_PREFIX", "miso:svc:"),
+        ]);
+        let redis = Config::from_env_with(env(&url)).unwrap().redis.unwrap();
+        assert_eq!(redis.connection_url(), "redis://:pw@10.0.0.1:7000/2");
+        assert_eq!(redis.key_prefix.as_deref(), Some("miso:svc:"));
+
+        let host = base_with(&[
+            ("REDIS_HOST", "cache.internal"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_PASSWORD", "s3cret@/: "),
+            ("REDIS_DB", "4"),
+        ]);
+        let redis = Config::from_env_with(env(&host)).unwrap().redis.unwrap();
+        assert_eq!(
+            redis.connection_url(),
+            "redis://:s3cret%40%2F%3A%20@cache.internal:6380/4"
+        );
+        assert_eq!(redis.key_prefix, None);
+
+        let only_port = base_with(&[("REDIS_PORT", "6380"), ("REDIS_KEY_PREFIX", "x:")]);
+        assert_eq!(Config::from_env_with(env(&only_port)).unwrap().redis, None);
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed() {
+        assert_eq!(
+            RedisConfig::from_host("::1").connection_url(),
+            "redis://[::1]:6379/0"
+        );
+    }
+
+    #[test]
+    fn debug_redacts_every_secret() {
+        let pairs = base_with(&[
+            ("MISO_API_KEY", "apikey-hunter2"),
+            ("REDIS_HOST", "h"),
+            ("REDIS_PASSWORD", "redis-hunter2"),
+        ]);
+        let mut config = Config::from_env_with(env(&pairs)).unwrap();
+        config.client_token = Some("token-hunter2".into());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+
+        let url = RedisConfig::from_url("redis://user:hunter2@h:1/0");
+        let shown = format!("{url:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("@h:1/0"),
+            "{shown}"
+        );
+    }
+
+    fn parse(json: &str) -> std::result::Result<Config, String> {
+        serde_json::from_str::<Config>(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn json_reads_the_sdk_shapes() {
+        let ts = parse(
+            r#"{"controllerUrl":"https://c","clientId":"id","clientSecret":"s",
+                "clientTokenUri":"/custom/token","apiKey":"k","logLevel":"debug",
+                "redis":{"host":"r","port":6380,"password":"p","db":3,"keyPrefix":"miso:"},
+                "cache":{"roleTTL":60,"permissionTTL":61,"tokenValidationTTL":62,"userTTL":63}}"#,
+        )
+        .unwrap();
+        assert_eq!(ts.client_id.as_deref(), Some("id"));
+        assert_eq!(ts.client_token_uri.as_deref(), Some("/custom/token"));
+        assert_eq!(ts.api_key.as_deref(), Some("k"));
+        assert_eq!(ts.role_ttl, Duration::from_secs(60));
+        assert_eq!(ts.permission_ttl, Duration::from_secs(61));
+        assert_eq!(ts.validation_ttl, Duration::from_secs(62));
+        assert_eq!(ts.user_ttl, Duration::from_secs(63));
+        let redis = ts.redis.unwrap();
+        assert_eq!(redis.connection_url(), "redis://:p@r:6380/3");
+        assert_eq!(redis.key_prefix.as_deref(), Some("miso:"));
+
+        let py = parse(
+            r#"{"controller_url":"https://c","client_id":"id","client_secret":"s",
+                "api_key":"k","redis":{"host":"r","key_prefix":"p:"},
+                "cache":{"role_ttl":1,"permission_ttl":2,"validation_ttl":3,"user_ttl":4}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                py.role_ttl,
+                py.permission_ttl,
+                py.validation_ttl,
+                py.user_ttl
+            ),
+            (
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+                Duration::from_secs(3),
+                Duration::from_secs(4)
+            )
+        );
+        assert_eq!(py.redis.unwrap().key_prefix.as_deref(), Some("p:"));
+    }
+
+    #[test]
+    fn json_user_ttl_both_spellings_and_default() {
+        let ttl = |cache: &str| {
+            parse(&format!(
+                r#"{{"controllerUrl":"http://c","cache":{cache}}}"#
+            ))
+            .unwrap()
+            .user_ttl
+        };
+        assert_eq!(ttl("{}"), Duration::from_secs(300));
+        assert_eq!(ttl(r#"{"user_ttl":10}"#), Duration::from_secs(10));
+        assert_eq!(ttl(r#"{"userTTL":20}"#), Duration::from_secs(20));
+        assert_eq!(
+            ttl(r#"{"userTTL":20,"user_ttl":10}"#),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            ttl(r#"{"user_ttl":null,"userTTL":20}"#),
+            Duration::from_secs(20)
+        );
+        assert_eq!(ttl(r#"{"user_ttl":0.5}"#), Duration::from_millis(500));
+        assert_eq!(ttl(r#"{"user_ttl":0}"#), Duration::ZERO);
+    }
+
+    #[test]
+    fn json_validation_ttl_precedence() {
+        let ttl = |cache: &str| {
+            parse(&format!(
+                r#"{{"controllerUrl":"http://c","cache":{cache}}}"#
+            ))
+            .unwrap()
+            .validation_ttl
+        };
+        assert_eq!(ttl(r#"{"tokenValidationTTL":3}"#), Duration::from_secs(3));
+        assert_eq!(
+            ttl(r#"{"tokenValidationTTL":3,"validationTTL":2}"#),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            ttl(r#"{"tokenValidationTTL":3,"validationTTL":2,"validation_ttl":1}"#),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn json_wrong_types_name_the_key_and_never_the_value() {
+        let cases = [
+            (
+                r#"{"controllerUrl":"http://c","cache":{"userTTL":"hunter2"}}"#,
+                "cache.userTTL",
+            ),
+            (
+                r#"{"controllerUrl":"http://c","cache":{"role_ttl":-1}}"#,
+                "cache.role_ttl",
+            ),
+            (r#"{"controllerUrl":"http://c","cache":"hunter2"}"#, "cache"),
+            (
+                r#"{"controllerUrl":"http://c","clientSecret":["hunter2"]}"#,
+                "clientSecret",
+            ),
+            (r#"{"controllerUrl":7}"#, "controllerUrl"),
+            (r#"{"clientId":"x"}"#, "controller_url"),
+            (
+                r#"{"controllerUrl":"http://c","redis":{"host":"h","port":"hunter2"}}"#,
+                "redis.port",
+            ),
+            (
+                r#"{"controllerUrl":"http://c","redis":{"host":"h","port":70000}}"#,
+                "redis.port",
+            ),
+            (
+                r#"{"controllerUrl":"http://c","redis":{"host":"h","db":-1}}"#,
+                "redis.db",
+            ),
+            (
+                r#"{"controllerUrl":"http://c","redis":{"url":"hunter2"}}"#,
+                "redis.url",
+            ),
+            (
+                r#"{"controllerUrl":"http://c","redis":{"port":1}}"#,
+                "redis",
+            ),
+            (r#"["hunter2"]"#, "object"),
+        ];
+        for (json, key) in cases {
+            let message = parse(json).unwrap_err();
+            assert!(message.contains(key), "{message:?} should name {key}");
+            assert!(!message.contains("hunter2"), "{message:?} echoes a value");
+        }
+    }
+
+    #[test]
+    fn json_unknown_keys_and_nulls_are_ignored() {
+        let config = parse(
+            r#"{"controllerUrl":"http://c","logLevel":"info","audit":{"x":1},
+                "redis":null,"cache":null,"clientId":null,"emit_events":true}"#,
+        )
+        .unwrap();
+        assert_eq!(config, Config::new("http://c"));
+    }
+
+    #[test]
+    fn into_builder_carries_the_settings() {
+        let mut config = Config::new("http://127.0.0.1:1");
+        config.client_token = Some("pre-issued".into());
+        let client = config.into_builder().unwrap().build().unwrap();
+        assert!(format!("{client:?}").contains("http://127.0.0.1:1"));
+
+        let missing_credentials = Config::new("http://127.0.0.1:1").into_builder().unwrap();
+        assert!(missing_credentials.build().unwrap_err().is_config());
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_without_the_feature_is_a_config_error() {
+        let mut config = Config::new("http://c");
+        config.redis = Some(RedisConfig::from_host("h"));
+        assert!(config.into_builder().unwrap_err().is_config());
+    }
+}
