@@ -1,9 +1,10 @@
 //! Validate a token, then read the user, roles and permissions twice: the second pass is
 //! answered from the cache and costs no controller call.
 //!
-//! Runs against the embedded fake controller, unless `MISO_CONTROLLER_URL` is set; then it
-//! uses `MISO_CLIENT_ID`/`MISO_CLIENT_SECRET` (or `MISO_CLIENTID`/`MISO_CLIENTSECRET`) and the
-//! user token in `MISO_TOKEN`.
+//! Runs against the embedded fake controller, unless `MISO_CONTROLLER_URL` is set; then the
+//! client is configured from the environment as the official SDKs read it
+//! (`MisoClient::from_env`: `MISO_CLIENTID`, `MISO_CLIENTSECRET`, `REDIS_URL`, …) and checks
+//! the user token in `MISO_TOKEN`.
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -17,12 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Keep the fake alive for the whole run when we use it.
     let (client, token, _fake) = match std::env::var("MISO_CONTROLLER_URL") {
         Ok(url) => {
-            let env = |a: &str, b: &str| std::env::var(a).or_else(|_| std::env::var(b));
-            let client = MisoClient::builder()
-                .controller_url(url)
-                .client_id(env("MISO_CLIENT_ID", "MISO_CLIENTID")?)
-                .client_secret(env("MISO_CLIENT_SECRET", "MISO_CLIENTSECRET")?)
-                .build()?;
+            println!("controller at {url}");
+            let client = MisoClient::from_env()?;
             let token = std::env::var("MISO_TOKEN")
                 .map_err(|_| "set MISO_TOKEN to a user token to check")?;
             (client, token, None)

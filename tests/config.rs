@@ -1,0 +1,122 @@
+//! `Config` end to end: read from an environment map or a JSON document, then a working
+//! client against the fake controller.
+
+mod support;
+
+use miso_client::testing::FakeController;
+use miso_client::{Config, Endpoint, ManualClock, MemoryStorage, MisoClient, UserInfo};
+use std::collections::HashMap;
+use std::time::Duration;
+use support::HOUR;
+
+fn env_of(fake: &FakeController, extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut env = HashMap::from([
+        ("MISO_CONTROLLER_URL".to_owned(), fake.url()),
+        ("MISO_CLIENT_ID".to_owned(), fake.client_id().to_owned()),
+        (
+            "MISO_CLIENT_SECRET".to_owned(),
+            fake.client_secret().to_owned(),
+        ),
+    ]);
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    env
+}
+
+#[test]
+fn a_client_from_the_environment_answers() {
+    let fake = FakeController::start();
+    fake.set_roles("alice", &["admin"]);
+    let token = fake.mint_token("alice", HOUR);
+    let env = env_of(&fake, &[]);
+    let config = Config::from_env_with(|name| env.get(name).cloned()).unwrap();
+    assert_eq!(config.redis, None, "no Redis variables: memory");
+    let client = MisoClient::from_config(config).unwrap();
+    assert!(client.validate_token(&token).unwrap());
+    assert!(client.has_role(&token, "admin").unwrap());
+    assert!(client.has_role(&token, "admin").unwrap());
+    assert_eq!(fake.calls(Endpoint::Roles), 1, "cached");
+    // The default key prefix still carries the client id.
+    assert!(format!("{client:?}").contains(&format!("miso:{}:", fake.client_id())));
+}
+
+#[test]
+fn the_api_key_and_issuer_path_from_the_environment_are_used() {
+    let fake = FakeController::start();
+    let env = env_of(&fake, &[("API_KEY", "test-bypass-key")]);
+    let client =
+        MisoClient::from_config(Config::from_env_with(|name| env.get(name).cloned()).unwrap())
+            .unwrap();
+    assert!(client.validate_token("test-bypass-key").unwrap());
+    assert_eq!(fake.total_calls(), 0, "the bypass asks nobody");
+
+    let env = env_of(&fake, &[("MISO_CLIENT_TOKEN_URI", "/elsewhere/token")]);
+    let client =
+        MisoClient::from_config(Config::from_env_with(|name| env.get(name).cloned()).unwrap())
+            .unwrap();
+    let token = fake.mint_token("alice", HOUR);
+    assert!(
+        client.validate_token(&token).is_err(),
+        "the fake has no such issuer"
+    );
+    assert_eq!(fake.calls(Endpoint::ClientToken), 0);
+}
+
+/// The seed's requirement: `user_ttl` and `userTTL` are both read, with a default of 300 s.
+#[test]
+fn user_ttl_from_a_config_document_in_either_spelling_drives_the_cache() {
+    for (cache, ttl) in [
+        (r#"{"userTTL": 10}"#, 10),
+        (r#"{"user_ttl": 20}"#, 20),
+        (r#"{"user_ttl": 20, "userTTL": 10}"#, 20),
+        ("{}", 300),
+    ] {
+        let clock = ManualClock::new();
+        let fake = FakeController::builder().clock(clock.clone()).build();
+        fake.set_user(UserInfo::new("alice").with_email("alice@example.com"));
+        let token = fake.mint_token("alice", HOUR);
+        let document = format!(
+            r#"{{"controllerUrl": "{}", "clientId": "{}", "clientSecret": "{}",
+                "logLevel": "debug", "cache": {cache}}}"#,
+            fake.url(),
+            fake.client_id(),
+            fake.client_secret()
+        );
+        let config: Config = serde_json::from_str(&document).unwrap();
+        assert_eq!(config.user_ttl, Duration::from_secs(ttl), "{cache}");
+        let client = config
+            .into_builder()
+            .unwrap()
+            .clock(clock.clone())
+            .storage(MemoryStorage::builder().clock(clock.clone()).build())
+            .build()
+            .unwrap();
+
+        let user = client.get_user_info(&token).unwrap().unwrap();
+        assert_eq!(user.email.as_deref(), Some("alice@example.com"));
+        clock.advance(Duration::from_secs(ttl - 1));
+        client.get_user_info(&token).unwrap();
+        assert_eq!(fake.calls(Endpoint::User), 1, "{cache}: fresh for {ttl} s");
+        clock.advance(Duration::from_secs(2));
+        client.get_user_info(&token).unwrap();
+        assert_eq!(
+            fake.calls(Endpoint::User),
+            2,
+            "{cache}: stale after {ttl} s"
+        );
+    }
+}
+
+#[test]
+fn from_env_reports_the_missing_variable() {
+    // The test process has no MISO_CONTROLLER_URL unless someone exports one; only then
+    // can this say nothing.
+    if std::env::var_os("MISO_CONTROLLER_URL").is_none() {
+        let error = MisoClient::from_env().unwrap_err();
+        assert!(error.is_config());
+        assert!(error.to_string().contains("MISO_CONTROLLER_URL"), "{error}");
+    }
+}
