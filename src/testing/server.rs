@@ -219,7 +219,9 @@ pub(super) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 let shared = Arc::clone(&shared);
                 let spawned = thread::Builder::new()
                     .name("fake-controller-request".into())
-                    .spawn(move || http::serve(stream, |request| answer(&shared, request)));
+                    .spawn(move || {
+                        http::serve(stream, || shared.is_down(), |r| answer(&shared, r));
+                    });
                 if let Err(e) = spawned {
                     // The connection is closed with the closure; the client sees a reset.
                     log::warn!("fake controller: cannot spawn a request thread: {e}");
