@@ -13,7 +13,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Bodies past this are answered 413: the client never sends more than a token.
-pub(super) const MAX_BODY: u64 = 1024 * 1024;
+const MAX_BODY: u64 = 1024 * 1024;
 
 /// Request line plus headers; far above what any client sends.
 const MAX_HEAD: u64 = 64 * 1024;

@@ -611,7 +611,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC); times before the epoch are the epoch.
-pub(super) fn iso8601(t: SystemTime) -> String {
+fn iso8601(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
