@@ -1,6 +1,189 @@
-//! miso-client (guide written below once the API settles)
+//! A blocking client for the Miso controller: is this token valid, who is it, and what may it
+//! do — answered from a cache whenever it can be, from the controller when it must.
+//!
+//! `MisoClient` is synchronous (no async runtime), `Send + Sync`, and meant to be built once
+//! and shared as `Arc<MisoClient>` by every thread of a service, CLI or script.
+//!
+//! # Quick start
+//!
+//! ```
+//! use miso_client::MisoClient;
+//! # use miso_client::testing::FakeController;
+//! # use std::time::Duration;
+//! # let fake = FakeController::start();
+//! # fake.set_roles("alice", &["admin"]);
+//! # let token = fake.mint_token("alice", Duration::from_secs(3600));
+//! # let (url, id, secret) = (fake.url(), fake.client_id(), fake.client_secret());
+//!
+//! let client = MisoClient::builder()
+//!     .controller_url(url)          // e.g. "https://controller.example.com"
+//!     .client_id(id)
+//!     .client_secret(secret)
+//!     .build()?;                    // checks settings; no network I/O
+//!
+//! if client.validate_token(&token)? {
+//!     let user = client.get_user(&token)?;           // from the cached validation answer
+//!     let admin = client.has_role(&token, "admin")?; // validated first, then roles by user id
+//!     assert!(admin);
+//!     # assert_eq!(user.unwrap().id, "alice");
+//! }
+//! // Asking again costs no controller call: every answer is cached.
+//! let calls = client.stats().controller_calls();
+//! client.has_role(&token, "admin")?;
+//! assert_eq!(client.stats().controller_calls(), calls);
+//! # Ok::<(), miso_client::Error>(())
+//! ```
+//!
+//! # Sharing across threads
+//!
+//! Every method takes `&self` and blocks the calling thread. When several threads miss the
+//! same entry at once, one of them calls the controller and the others wait for its answer
+//! (or its error), so a cold start or the expiry of a popular entry costs one call, not one
+//! per thread. Hits take no lock shared with other keys.
+//!
+//! ```
+//! # use miso_client::{MisoClient, testing::FakeController};
+//! # use std::time::Duration;
+//! use std::sync::Arc;
+//! # let fake = FakeController::start();
+//! # let token = fake.mint_token("alice", Duration::from_secs(3600));
+//! # let client = MisoClient::builder().controller_url(fake.url())
+//! #     .client_id(fake.client_id()).client_secret(fake.client_secret()).build()?;
+//! let client = Arc::new(client);
+//! let workers: Vec<_> = (0..4)
+//!     .map(|_| {
+//!         let (client, token) = (Arc::clone(&client), token.clone());
+//!         std::thread::spawn(move || client.validate_token(&token))
+//!     })
+//!     .collect();
+//! for worker in workers {
+//!     assert!(worker.join().unwrap()?);
+//! }
+//! # Ok::<(), miso_client::Error>(())
+//! ```
+//!
+//! # What is cached, and how safely
+//!
+//! | answer | key | TTL (default) |
+//! |---|---|---|
+//! | validation | `{prefix}token_validation:{sha256 hex of the token}` | smart, at most `validation_ttl` (120 s) |
+//! | user info | `{prefix}user:{userId}` | `user_ttl` (300 s) |
+//! | roles | `{prefix}roles:{userId}` | `role_ttl` (900 s) |
+//! | permissions | `{prefix}permissions:{userId}` | `permission_ttl` (900 s) |
+//!
+//! The prefix defaults to `miso:{client_id}:`, so applications sharing one Redis never read
+//! each other's entries. A TTL of zero turns caching of that kind off. Values are JSON
+//! envelopes, `{"miso":"<kind>","exp":<unix ms>,"v":<payload>}`; anything else under our key
+//! (junk, another SDK's format, another kind) is a miss and is overwritten.
+//!
+//! The rules the cache keeps:
+//! - **Validate before authorize.** Roles, permissions and user info are looked up by the user
+//!   id of a *validated* token. Claims read from a token without verifying it (see [`jwt`])
+//!   only narrow: a locally expired or malformed token is refused without a controller call,
+//!   and a validation answer is never cached past the token's own `exp`.
+//! - **Cache trouble never changes an answer.** A failed storage read is a miss, a failed write
+//!   a warning (logged once per outage); only `clear_*` and `logout` report storage errors.
+//! - **Errors are not denials** and are never cached (next section).
+//! - **Invalidation is complete.** `logout` and `clear_user_cache` remove the token's validation
+//!   entry and the user's entries, whatever the controller answered.
+//!
+//! # Storage
+//!
+//! - [`MemoryStorage`] (the default): in-process, bounded (10 000 entries by default), sharded.
+//! - [`RedisStorage`] (feature `redis`, on by default): one cache shared by every process and
+//!   host, over an r2d2 pool with short timeouts; when Redis is down, calls skip it for a
+//!   cool-down instead of each waiting out a timeout.
+//! - [`NoopStorage`]: caches nothing.
+//! - Your own: implement the object-safe [`Storage`] trait.
+//!
+//! ```
+//! use miso_client::{MemoryStorage, MisoClient};
+//! let client = MisoClient::builder()
+//!     .controller_url("https://controller.example.com")
+//!     .client_token("pre-issued-client-token")
+//!     .storage(MemoryStorage::builder().max_entries(50_000).build())
+//!     .build()?;
+//! # Ok::<(), miso_client::Error>(())
+//! ```
+//!
+//! # Time and TTLs
+//!
+//! The client reads time only from its [`Clock`] (default [`SystemClock`]). Tests pass a
+//! [`ManualClock`] and move it: entries expire at exactly their TTL, independent of the storage.
+//! A validation answer is cached for `min(validation_ttl, exp − now − 30 s)`, at least 60 s
+//! (or `validation_ttl` if smaller) but never beyond the token's `exp`; only valid answers are
+//! cached.
+//!
+//! # Errors, and mapping them to HTTP
+//!
+//! An invalid token is an ordinary answer: `validate_token` gives `Ok(false)`,
+//! `get_user`/`get_user_info` give `Ok(None)`, and role and permission checks return
+//! [`Error::Unauthenticated`]. A missing role is `Ok(false)`. Everything that keeps the
+//! controller from answering (timeout, connection failure, 5xx, 429, junk) is an `Err` —
+//! never `false`, `None` or an empty list.
+//!
+//! ```
+//! # use miso_client::{MisoClient, testing::FakeController};
+//! fn guard(client: &MisoClient, token: &str) -> u16 {
+//!     match client.has_role(token, "admin") {
+//!         Ok(true) => 200,
+//!         Ok(false) => 403,
+//!         Err(e) if e.is_unauthenticated() => 401,
+//!         Err(e) if e.is_rate_limited() || e.is_timeout() => 503,
+//!         Err(_) => 503,
+//!     }
+//! }
+//! # let fake = FakeController::start();
+//! # let client = MisoClient::builder().controller_url(fake.url())
+//! #     .client_id(fake.client_id()).client_secret(fake.client_secret()).build().unwrap();
+//! # assert_eq!(guard(&client, "not-a-token"), 401);
+//! ```
+//!
+//! # Testing your application
+//!
+//! With feature `testing`, [`testing::FakeController`] is a real HTTP server on loopback that
+//! speaks the controller's contract: it mints tokens, holds roles and permissions, counts
+//! calls per endpoint and injects faults. Point your client at it exactly as this crate's own
+//! tests do.
+//!
+//! ```
+//! use miso_client::testing::{FakeController, Fault};
+//! use miso_client::{Endpoint, ManualClock, MisoClient};
+//! use std::time::Duration;
+//!
+//! let clock = ManualClock::new();
+//! let fake = FakeController::builder().clock(clock.clone()).build();
+//! fake.set_roles("bob", &["viewer"]);
+//! let token = fake.mint_token("bob", Duration::from_secs(600));
+//! let client = MisoClient::builder()
+//!     .controller_url(fake.url())
+//!     .client_id(fake.client_id())
+//!     .client_secret(fake.client_secret())
+//!     .clock(clock.clone())
+//!     .build()?;
+//!
+//! assert!(!client.has_role(&token, "admin")?);
+//! fake.inject(Endpoint::Roles, Fault::status(503), 1);
+//! clock.advance(Duration::from_secs(901)); // roles expired; the next fetch fails
+//! assert!(client.has_role(&token, "viewer").is_err());
+//! # Ok::<(), miso_client::Error>(())
+//! ```
+//!
+//! # Features
+//!
+//! - `redis` (default): [`RedisStorage`].
+//! - `rustls` (default): `https://` controller URLs.
+//! - `testing`: [`testing::FakeController`].
+//! - `cli`: the `miso` command-line tool.
+//!
+//! # Logging
+//!
+//! Through the `log` crate, under targets `miso_client::cache` (debug: hit/miss per kind),
+//! `miso_client::controller` (info: client token fetched or refreshed) and
+//! `miso_client::storage` (warn: storage trouble, once per outage). No record contains a
+//! token, a secret or a password.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod cache;
 mod client;
@@ -23,6 +206,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Endpoint, Error, ErrorBody, Result, StorageError};
 pub use models::UserInfo;
 pub use stats::{CacheStats, KindStats};
-pub use storage::{MemoryStorage, MemoryStorageBuilder, NoopStorage, Storage};
+pub use storage::{DEFAULT_MAX_ENTRIES, MemoryStorage, MemoryStorageBuilder, NoopStorage, Storage};
 #[cfg(feature = "redis")]
 pub use storage::{RedisStorage, RedisStorageBuilder};

@@ -9,7 +9,7 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
-pub use memory::{MemoryStorage, MemoryStorageBuilder};
+pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStorage, MemoryStorageBuilder};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStorage, RedisStorageBuilder};
 

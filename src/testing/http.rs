@@ -1,0 +1,362 @@
+//! Just enough HTTP/1.1 for the fake: one request per connection, answered with
+//! `Connection: close`.
+//!
+//! Not tiny_http: its connection pool (0.12) can queue a new connection behind busy ones, so a
+//! delayed answer could hold up another request, and its keep-alive connections outlive the
+//! server, so a client reusing one after shutdown waits for its whole timeout.
+
+use super::RecordedRequest;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+/// Bodies past this are answered 413: the client never sends more than a token.
+pub(super) const MAX_BODY: u64 = 1024 * 1024;
+
+/// Request line plus headers; far above what any client sends.
+const MAX_HEAD: u64 = 64 * 1024;
+
+/// A client that stalls mid-request gives up its thread after this.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a request could not be read.
+pub(super) enum ReadError {
+    /// The peer closed or stalled before a whole request head: nothing to answer.
+    Gone,
+    /// Not HTTP/1.x: answered 400 without reaching any endpoint.
+    Malformed(&'static str),
+}
+
+/// What is wrong with a body whose request head was fine: `(status, message)`.
+pub(super) type BodyProblem = (u16, &'static str);
+
+/// An HTTP answer; `headers` are sent as given, then `Content-Length` and `Connection`.
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
+}
+
+/// Reads one request, answers it with `respond`, and closes the connection.
+pub(super) fn serve(
+    stream: TcpStream,
+    respond: impl FnOnce(Result<(RecordedRequest, Option<BodyProblem>), &'static str>) -> Answer,
+) {
+    // Best effort: a failure here only means the socket has no timeout or waits for Nagle.
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_nodelay(true);
+    let mut reader = BufReader::new(&stream);
+    let (answer, head_only) = match read_request(&mut reader, &mut &stream) {
+        Ok((request, problem)) => {
+            let head_only = request.method == "HEAD";
+            (respond(Ok((request, problem))), head_only)
+        }
+        Err(ReadError::Malformed(why)) => (respond(Err(why)), false),
+        Err(ReadError::Gone) => return,
+    };
+    if let Err(e) = write_answer(&mut &stream, &answer, head_only) {
+        log::debug!("fake controller: the client went away: {e}");
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+    // Closing with unread input makes the kernel reset the connection, which can destroy
+    // the answer before the client reads it (e.g. after a 413). Drain, within bounds.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = io::copy(&mut reader.take(2 * MAX_BODY), &mut io::sink());
+}
+
+fn read_request(
+    reader: &mut impl BufRead,
+    writer: &mut impl Write,
+) -> Result<(RecordedRequest, Option<BodyProblem>), ReadError> {
+    let mut budget = MAX_HEAD;
+    let line = read_line(reader, &mut budget)?.ok_or(ReadError::Gone)?;
+    let parts: Vec<&str> = line.split(' ').collect();
+    let [method, target, version] = parts[..] else {
+        return Err(ReadError::Malformed("malformed request line"));
+    };
+    let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
+    if !token(method) || !token(target) || !matches!(version, "HTTP/1.1" | "HTTP/1.0") {
+        return Err(ReadError::Malformed("malformed request line"));
+    }
+    let mut headers = Vec::new();
+    loop {
+        let line = read_line(reader, &mut budget)?
+            .ok_or(ReadError::Malformed("request head cut short"))?;
+        if line.is_empty() {
+            break;
+        }
+        let Some((name, value)) = line.split_once(':').filter(|(name, _)| token(name)) else {
+            return Err(ReadError::Malformed("malformed header"));
+        };
+        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+        None => (target.to_owned(), None),
+    };
+    let mut request = RecordedRequest {
+        method: method.to_owned(),
+        path,
+        query,
+        headers,
+        body: Vec::new(),
+    };
+    if request
+        .header("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+    {
+        let _ = writer
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .and_then(|()| writer.flush());
+    }
+    let body = match (
+        request.header("transfer-encoding"),
+        request.header("content-length"),
+    ) {
+        (Some(te), _) if te.eq_ignore_ascii_case("chunked") => read_chunked(reader),
+        (Some(_), _) => Err((501, "unsupported transfer-encoding")),
+        (None, Some(len)) => match len.parse::<u64>() {
+            Ok(len) if len > MAX_BODY => Err((413, "request body too large")),
+            Ok(len) => read_exact(reader, len),
+            Err(_) => Err((400, "malformed content-length")),
+        },
+        (None, None) => Ok(Vec::new()),
+    };
+    match body {
+        Ok(body) => {
+            request.body = body;
+            Ok((request, None))
+        }
+        Err(problem) => Ok((request, Some(problem))),
+    }
+}
+
+/// One CRLF- (or LF-) terminated line, without its terminator; `None` at a clean EOF.
+fn read_line(reader: &mut impl BufRead, budget: &mut u64) -> Result<Option<String>, ReadError> {
+    let mut line = Vec::new();
+    let n = reader
+        .take(*budget)
+        .read_until(b'\n', &mut line)
+        .map_err(|_| ReadError::Gone)?;
+    *budget -= n as u64;
+    match line.pop() {
+        None => Ok(None),
+        Some(b'\n') => {
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            Ok(Some(String::from_utf8_lossy(&line).into_owned()))
+        }
+        Some(_) if *budget == 0 => Err(ReadError::Malformed("request head too large")),
+        Some(_) => Err(ReadError::Gone),
+    }
+}
+
+fn read_exact(reader: &mut impl BufRead, len: u64) -> Result<Vec<u8>, BodyProblem> {
+    let mut body = Vec::new();
+    match reader.take(len).read_to_end(&mut body) {
+        Ok(n) if n as u64 == len => Ok(body),
+        _ => Err((400, "request body cut short")),
+    }
+}
+
+fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>, BodyProblem> {
+    const MALFORMED: BodyProblem = (400, "malformed chunked body");
+    let mut body = Vec::new();
+    let mut budget = MAX_HEAD;
+    loop {
+        let line = read_line(reader, &mut budget)
+            .ok()
+            .flatten()
+            .ok_or(MALFORMED)?;
+        let size = line.split(';').next().unwrap_or_default().trim();
+        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(MALFORMED);
+        }
+        let size = u64::from_str_radix(size, 16).map_err(|_| (413, "request body too large"))?;
+        if size == 0 {
+            // Trailers, up to the empty line that ends the body.
+            while !read_line(reader, &mut budget)
+                .ok()
+                .flatten()
+                .ok_or(MALFORMED)?
+                .is_empty()
+            {}
+            return Ok(body);
+        }
+        if body.len() as u64 + size > MAX_BODY {
+            return Err((413, "request body too large"));
+        }
+        body.extend(read_exact(reader, size)?);
+        if read_line(reader, &mut budget).ok().flatten().as_deref() != Some("") {
+            return Err(MALFORMED);
+        }
+    }
+}
+
+fn write_answer(writer: &mut impl Write, answer: &Answer, head_only: bool) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {} {}\r\n", answer.status, reason(answer.status));
+    for (name, value) in &answer.headers {
+        let framing = ["content-length", "connection", "transfer-encoding"]
+            .iter()
+            .any(|f| name.eq_ignore_ascii_case(f));
+        // A CR or LF would let a header split the answer.
+        let unsendable = name.is_empty()
+            || name.contains([':', '\r', '\n', ' '])
+            || value.contains(['\r', '\n']);
+        if framing || unsendable {
+            log::warn!("fake controller: not sending header {name:?}");
+            continue;
+        }
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        answer.body.len()
+    ));
+    writer.write_all(head.as_bytes())?;
+    if !head_only {
+        writer.write_all(&answer.body)?;
+    }
+    writer.flush()
+}
+
+/// The reason phrase of `status`, also the `title` of Miso error bodies.
+pub(super) fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => match status / 100 {
+            1 => "Informational",
+            2 => "Success",
+            3 => "Redirection",
+            4 => "Client Error",
+            _ => "Server Error",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(raw: &[u8]) -> Result<(RecordedRequest, Option<BodyProblem>), &'static str> {
+        let mut sink = Vec::new();
+        read_request(&mut &raw[..], &mut sink).map_err(|e| match e {
+            ReadError::Gone => "gone",
+            ReadError::Malformed(why) => why,
+        })
+    }
+
+    #[test]
+    fn reads_head_query_and_sized_or_chunked_bodies() {
+        let (request, problem) =
+            read(b"POST /a/b?x=1 HTTP/1.1\r\nX-Thing:  v \r\nContent-Length: 3\r\n\r\nabcEXTRA")
+                .ok()
+                .unwrap();
+        assert!(problem.is_none());
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("POST", "/a/b")
+        );
+        assert_eq!(request.query.as_deref(), Some("x=1"));
+        assert_eq!(request.header("x-thing"), Some("v"));
+        assert_eq!(request.body, b"abc");
+
+        let chunked = b"POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n3;ext\nabc\n2\r\nde\r\n0\r\nT: 1\r\n\r\n";
+        assert_eq!(read(chunked).ok().unwrap().0.body, b"abcde");
+    }
+
+    #[test]
+    fn malformed_requests_are_told_apart() {
+        assert_eq!(read(b"").err(), Some("gone"));
+        assert_eq!(
+            read(b"GET / HTTP/1.1\r\nHost: x\r\n").err(),
+            Some("request head cut short")
+        );
+        for junk in [
+            &b"GET /\r\n\r\n"[..],
+            b"GET / HTTP/2\r\n\r\n",
+            b"GET  / HTTP/1.1\r\n\r\n",
+        ] {
+            assert_eq!(read(junk).err(), Some("malformed request line"));
+        }
+        assert_eq!(
+            read(b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n").err(),
+            Some("malformed header")
+        );
+        let huge = [b"GET /".as_slice(), &[b'a'; 70_000]].concat();
+        assert_eq!(read(&huge).err(), Some("request head too large"));
+
+        let problem = |raw: &[u8]| read(raw).ok().unwrap().1.map(|p| p.0);
+        assert_eq!(
+            problem(b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n"),
+            Some(400)
+        );
+        assert_eq!(
+            problem(b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\nab"),
+            Some(400)
+        );
+        assert_eq!(
+            problem(b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n"),
+            Some(413)
+        );
+        assert_eq!(
+            problem(b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            Some(501)
+        );
+        for chunked in [
+            &b"+3\r\nabc\r\n0\r\n\r\n"[..],
+            b"3\r\nabcX\r\n0\r\n\r\n",
+            b"3\r\nab",
+        ] {
+            let raw = [
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".as_slice(),
+                chunked,
+            ]
+            .concat();
+            assert_eq!(
+                problem(&raw),
+                Some(400),
+                "{:?}",
+                String::from_utf8_lossy(chunked)
+            );
+        }
+        let raw = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\n";
+        assert_eq!(problem(raw), Some(413));
+    }
+
+    #[test]
+    fn answers_frame_themselves_and_drop_unsendable_headers() {
+        let answer = Answer {
+            status: 429,
+            headers: vec![
+                ("Retry-After".into(), "2".into()),
+                ("Content-Length".into(), "999".into()),
+                ("X-Evil".into(), "a\r\nSet-Cookie: x".into()),
+            ],
+            body: b"{}".to_vec(),
+        };
+        let mut out = Vec::new();
+        write_answer(&mut out, &answer, false).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        );
+    }
+}
