@@ -627,3 +627,453 @@ fn measure_costs() {
         attempts as f64 / started.elapsed().as_secs_f64()
     );
 }
+
+// ---- the client over Redis ----
+
+use miso_client::testing::{FakeController, Fault};
+use miso_client::{Endpoint, ManualClock, MisoClient};
+use sha2::{Digest, Sha256};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A fake controller on a manual clock, and clients on it that share one Redis.
+struct World {
+    fake: FakeController,
+    clock: ManualClock,
+    prefix: String,
+}
+
+impl World {
+    fn new(test: &str) -> Self {
+        let clock = ManualClock::new();
+        Self {
+            fake: FakeController::builder().clock(clock.clone()).build(),
+            clock,
+            prefix: unique_prefix(test),
+        }
+    }
+
+    fn client(&self, storage: &RedisStorage) -> MisoClient {
+        MisoClient::builder()
+            .controller_url(self.fake.url())
+            .client_id(self.fake.client_id())
+            .client_secret(self.fake.client_secret())
+            .storage(storage.clone())
+            .clock(self.clock.clone())
+            .key_prefix(self.prefix.clone())
+            .build()
+            .expect("valid client settings")
+    }
+
+    fn key(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.prefix)
+    }
+
+    fn validation_key(&self, token: &str) -> String {
+        let hex: String = Sha256::digest(token.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.key("token_validation", &hex)
+    }
+
+    fn calls(&self) -> (u64, u64) {
+        (
+            self.fake.calls(Endpoint::Validate),
+            self.fake.calls(Endpoint::Roles),
+        )
+    }
+}
+
+fn redis_get(conn: &mut redis::Connection, key: &str) -> Option<Vec<u8>> {
+    redis::cmd("GET").arg(key).query(conn).expect("GET")
+}
+
+#[test]
+fn a_second_client_on_the_same_redis_gets_a_hit() {
+    let Some(url) = redis_url_or_skip("a_second_client_on_the_same_redis_gets_a_hit") else {
+        return;
+    };
+    let w = World::new("a_second_client_on_the_same_redis_gets_a_hit");
+    let _guard = Cleanup {
+        url: url.clone(),
+        prefix: w.prefix.clone(),
+    };
+    // Two processes: two clients, each with its own storage (own pool), one Redis.
+    let (a, b) = (w.client(&storage(&url)), w.client(&storage(&url)));
+    let token = w.fake.mint_token("alice", HOUR);
+    w.fake.set_roles("alice", &["admin"]);
+
+    assert!(a.has_role(&token, "admin").unwrap());
+    assert_eq!(w.calls(), (1, 1));
+    assert!(b.has_role(&token, "admin").unwrap());
+    assert!(!b.has_role(&token, "owner").unwrap());
+    assert_eq!(
+        w.calls(),
+        (1, 1),
+        "the second client asked Redis, not the controller"
+    );
+    let stats = b.stats();
+    assert_eq!(stats.roles.hits, 2);
+    assert_eq!(stats.validation.hits, 2);
+    assert_eq!(stats.roles.misses, 0);
+}
+
+#[test]
+fn logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once() {
+    let test = "logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once";
+    let Some(url) = redis_url_or_skip(test) else {
+        return;
+    };
+    let w = World::new(test);
+    let _guard = Cleanup {
+        url: url.clone(),
+        prefix: w.prefix.clone(),
+    };
+    let (a, b) = (w.client(&storage(&url)), w.client(&storage(&url)));
+    let token = w.fake.mint_token("bob", HOUR);
+    w.fake.set_roles("bob", &["reader"]);
+
+    // clear_user_cache: b's next answer is fetched again, and so sees the new roles.
+    assert_eq!(b.get_roles(&token).unwrap(), ["reader"]);
+    w.fake.set_roles("bob", &["reader", "writer"]);
+    assert_eq!(b.get_roles(&token).unwrap(), ["reader"], "cached");
+    a.clear_user_cache(&token).unwrap();
+    assert_eq!(b.get_roles(&token).unwrap(), ["reader", "writer"]);
+    assert_eq!(w.calls(), (2, 2));
+
+    // logout: b no longer holds the session in any cache.
+    assert!(b.validate_token(&token).unwrap());
+    a.logout(&token).unwrap();
+    assert!(
+        !b.validate_token(&token).unwrap(),
+        "b asked the controller again"
+    );
+    assert!(b.get_roles(&token).unwrap_err().is_unauthenticated());
+    assert_eq!(w.fake.calls(Endpoint::Validate), 4);
+}
+
+#[test]
+fn keys_in_redis_have_the_documented_names_and_expire_within_the_ttl() {
+    let test = "keys_in_redis_have_the_documented_names_and_expire_within_the_ttl";
+    let Some(url) = redis_url_or_skip(test) else {
+        return;
+    };
+    let w = World::new(test);
+    let _guard = Cleanup {
+        url: url.clone(),
+        prefix: w.prefix.clone(),
+    };
+    let client = w.client(&storage(&url));
+    let token = w.fake.mint_token("carol", HOUR);
+    w.fake.set_roles("carol", &["admin"]);
+    w.fake.set_permissions("carol", &["read"]);
+    client.get_roles(&token).unwrap();
+    client.get_permissions(&token).unwrap();
+    client.get_user_info(&token).unwrap().expect("a user");
+
+    let mut conn = raw(&url);
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", w.prefix))
+        .query(&mut conn)
+        .unwrap();
+    keys.sort();
+    let mut expected = vec![
+        w.validation_key(&token),
+        w.key("roles", "carol"),
+        w.key("permissions", "carol"),
+        w.key("user", "carol"),
+    ];
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert!(
+        !keys.iter().any(|k| k.contains(&token)),
+        "no raw token in a key"
+    );
+    for (key, ttl) in [
+        (
+            w.validation_key(&token),
+            miso_client::DEFAULT_VALIDATION_TTL,
+        ),
+        (w.key("user", "carol"), miso_client::DEFAULT_USER_TTL),
+        (w.key("roles", "carol"), miso_client::DEFAULT_ROLE_TTL),
+        (
+            w.key("permissions", "carol"),
+            miso_client::DEFAULT_PERMISSION_TTL,
+        ),
+    ] {
+        let left = pttl(&mut conn, &key);
+        let ttl = i64::try_from(ttl.as_millis()).unwrap();
+        assert!(left > 0 && left <= ttl, "{key}: PTTL {left} > TTL {ttl}");
+    }
+    let roles = redis_get(&mut conn, &w.key("roles", "carol")).unwrap();
+    assert!(
+        roles.starts_with(br#"{"miso":"roles","exp":"#),
+        "our envelope"
+    );
+}
+
+#[test]
+fn junk_in_redis_is_a_miss_refetched_and_overwritten() {
+    let test = "junk_in_redis_is_a_miss_refetched_and_overwritten";
+    let Some(url) = redis_url_or_skip(test) else {
+        return;
+    };
+    let w = World::new(test);
+    let _guard = Cleanup {
+        url: url.clone(),
+        prefix: w.prefix.clone(),
+    };
+    let client = w.client(&storage(&url));
+    let token = w.fake.mint_token("dave", HOUR);
+    w.fake.set_roles("dave", &["admin"]);
+    let mut conn = raw(&url);
+    let junk: [&[u8]; 7] = [
+        b"not json at all",
+        br#"{"miso":"roles","exp":99999999999999,"v":["adm"#, // truncated
+        br#"["admin","owner"]"#,                              // another SDK's plain list
+        br#"{"roles":["owner"],"userId":"dave"}"#,            // another SDK's object
+        br#"{"miso":"permissions","exp":99999999999999,"v":["owner"]}"#, // another kind
+        b"",
+        &[0xff, 0xfe, 0x00, 0x01],
+    ];
+    for (n, junk) in junk.iter().enumerate() {
+        for key in [w.validation_key(&token), w.key("roles", "dave")] {
+            let _: () = redis::cmd("SET")
+                .arg(&key)
+                .arg(*junk)
+                .query(&mut conn)
+                .unwrap();
+        }
+        let before = w.calls();
+        let roles = client
+            .get_roles(&token)
+            .unwrap_or_else(|e| panic!("junk #{n} became an error: {e}"));
+        assert_eq!(
+            roles,
+            ["admin"],
+            "junk #{n}: the controller's answer, never []"
+        );
+        assert_eq!(
+            w.calls(),
+            (before.0 + 1, before.1 + 1),
+            "junk #{n} refetched"
+        );
+        let stored = redis_get(&mut conn, &w.key("roles", "dave")).unwrap();
+        assert!(
+            stored.starts_with(br#"{"miso":"roles""#),
+            "junk #{n} overwritten"
+        );
+        let stored = redis_get(&mut conn, &w.validation_key(&token)).unwrap();
+        assert!(stored.starts_with(br#"{"miso":"token_validation""#));
+        assert_eq!(client.get_roles(&token).unwrap(), ["admin"]);
+        assert_eq!(w.calls(), (before.0 + 1, before.1 + 1), "and then a hit");
+    }
+}
+
+#[test]
+fn answers_stay_right_through_an_outage_and_redis_is_written_again_after_it() {
+    let test = "answers_stay_right_through_an_outage_and_redis_is_written_again_after_it";
+    let Some(mut server) = own_redis_or_skip(test) else {
+        return;
+    };
+    let w = World::new(test);
+    let redis = storage(&server.url());
+    let client = w.client(&redis);
+    let token = w.fake.mint_token("erin", HOUR);
+    w.fake.set_roles("erin", &["admin"]);
+    assert!(client.has_role(&token, "admin").unwrap());
+
+    server.kill();
+    let before = redis.connection_attempts();
+    let started = Instant::now();
+    for i in 0..200 {
+        assert!(client.has_role(&token, "admin").unwrap(), "call {i}");
+        assert!(!client.has_role(&token, "owner").unwrap(), "call {i}");
+        assert!(client.validate_token(&token).unwrap(), "call {i}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let elapsed = started.elapsed();
+    let attempts = redis.connection_attempts() - before;
+    let bound = elapsed.as_millis() / COOLDOWN.as_millis() + 3;
+    assert!(
+        u128::from(attempts) <= bound,
+        "{attempts} connection attempts for 600 calls in {elapsed:?} (bound {bound})"
+    );
+    assert!(
+        w.fake.calls(Endpoint::Roles) > 100,
+        "answers came from the controller"
+    );
+
+    server.restart().expect("restart redis-server");
+    let mut conn = None;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            client.has_role(&token, "admin").unwrap();
+            let conn = conn.get_or_insert_with(|| raw(&server.url()));
+            redis_get(conn, &w.key("roles", "erin")).is_some()
+                && redis_get(conn, &w.validation_key(&token)).is_some()
+        }),
+        "the client writes to the restarted Redis"
+    );
+    let calls = w.calls();
+    assert!(client.has_role(&token, "admin").unwrap());
+    assert_eq!(w.calls(), calls, "and reads from it");
+}
+
+#[test]
+fn with_a_fallback_controller_calls_stay_minimal_during_an_outage() {
+    let test = "with_a_fallback_controller_calls_stay_minimal_during_an_outage";
+    let Some(mut server) = own_redis_or_skip(test) else {
+        return;
+    };
+    let w = World::new(test);
+    let fallback = MemoryStorage::builder()
+        .max_entries(1_000)
+        .clock(w.clock.clone())
+        .build();
+    let redis = RedisStorage::builder(&server.url())
+        .cooldown(COOLDOWN)
+        .fallback(fallback.clone())
+        .build()
+        .unwrap();
+    let client = w.client(&redis);
+    let token = w.fake.mint_token("frank", HOUR);
+    w.fake.set_roles("frank", &["admin"]);
+    assert!(client.has_role(&token, "admin").unwrap());
+    assert!(fallback.is_empty(), "no local layer under a healthy Redis");
+
+    server.kill();
+    let before = w.calls();
+    for i in 0..200 {
+        assert!(client.has_role(&token, "admin").unwrap(), "call {i}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        w.calls(),
+        (before.0 + 1, before.1 + 1),
+        "one controller call per answer for the whole outage"
+    );
+    assert_eq!(
+        client.stats().roles.storage_errors,
+        0,
+        "the fallback answered"
+    );
+
+    server.restart().expect("restart redis-server");
+    assert!(wait_until(Duration::from_secs(5), || {
+        client.has_role(&token, "admin").unwrap();
+        redis.is_available()
+    }));
+    assert!(fallback.is_empty(), "emptied on recovery");
+}
+
+// The core caching rules, over Redis.
+
+#[test]
+fn core_fresh_entries_hit_and_stale_ones_are_refetched_by_the_clients_clock() {
+    let test = "core_fresh_entries_hit_and_stale_ones_are_refetched_by_the_clients_clock";
+    let Some(url) = redis_url_or_skip(test) else {
+        return;
+    };
+    let w = World::new(test);
+    let _guard = Cleanup {
+        url: url.clone(),
+        prefix: w.prefix.clone(),
+    };
+    let client = w.client(&storage(&url));
+    let token = w.fake.mint_token("gina", Duration::from_secs(48 * 3600));
+    w.fake.set_roles("gina", &["admin"]);
+    client.get_roles(&token).unwrap();
+    client.get_roles(&token).unwrap();
+    assert_eq!(w.calls(), (1, 1));
+    // Redis still holds both entries; the envelopes' own expiry says they are stale.
+    w.clock.advance(Duration::from_secs(901));
+    w.fake.set_roles("gina", &["owner"]);
+    assert_eq!(client.get_roles(&token).unwrap(), ["owner"]);
+    assert_eq!(w.calls(), (2, 2));
+}
+
+#[test]
+fn core_forged_sub_cannot_read_cached_roles() {
+    let test = "core_forged_sub_cannot_read_cached_roles";
+    let Some(url) = redis_url_or_skip(test) else {
+        return;
+    };
+    let w = World::new(test);
+    let _guard = Cleanup {
+        url: url.clone(),
+        prefix: w.prefix.clone(),
+    };
+    let client = w.client(&storage(&url));
+    let admin = w.fake.mint_token("root", HOUR);
+    w.fake.set_roles("root", &["admin"]);
+    assert!(client.has_role(&admin, "admin").unwrap());
+    // Same header and signature, payload edited to claim `root`.
+    let mallory = w.fake.mint_token("mallory", HOUR);
+    let parts: Vec<&str> = mallory.split('.').collect();
+    let admin_payload = admin.split('.').nth(1).unwrap();
+    let forged = format!("{}.{admin_payload}.{}", parts[0], parts[2]);
+    let result = client.has_role(&forged, "admin");
+    assert!(
+        matches!(&result, Err(e) if e.is_unauthenticated()),
+        "a forged token never reads root's cached roles: {result:?}"
+    );
+}
+
+#[test]
+fn core_failures_are_not_cached_and_zero_ttl_writes_nothing() {
+    let test = "core_failures_are_not_cached_and_zero_ttl_writes_nothing";
+    let Some(url) = redis_url_or_skip(test) else {
+        return;
+    };
+    let w = World::new(test);
+    let _guard = Cleanup {
+        url: url.clone(),
+        prefix: w.prefix.clone(),
+    };
+    let storage = storage(&url);
+    let client = MisoClient::builder()
+        .controller_url(w.fake.url())
+        .client_id(w.fake.client_id())
+        .client_secret(w.fake.client_secret())
+        .storage(storage.clone())
+        .clock(w.clock.clone())
+        .key_prefix(w.prefix.clone())
+        .permission_ttl(Duration::ZERO)
+        .build()
+        .unwrap();
+    let token = w.fake.mint_token("hank", HOUR);
+    w.fake.set_roles("hank", &["admin"]);
+    w.fake.set_permissions("hank", &["read"]);
+    w.fake.inject(Endpoint::Roles, Fault::status(503), 1);
+    let error = client
+        .get_roles(&token)
+        .expect_err("503 is an error, not []");
+    assert_eq!(error.status(), Some(503));
+    assert_eq!(
+        client.get_roles(&token).unwrap(),
+        ["admin"],
+        "the failure was not cached"
+    );
+    assert_eq!(w.fake.calls(Endpoint::Roles), 2);
+
+    assert_eq!(client.get_permissions(&token).unwrap(), ["read"]);
+    assert_eq!(client.get_permissions(&token).unwrap(), ["read"]);
+    assert_eq!(
+        w.fake.calls(Endpoint::Permissions),
+        2,
+        "zero TTL: never cached"
+    );
+    let mut conn = raw(&url);
+    assert_eq!(redis_get(&mut conn, &w.key("permissions", "hank")), None);
+
+    let unknown = w.fake.mint_token("ivan", HOUR);
+    w.fake.revoke(&unknown);
+    assert!(!client.validate_token(&unknown).unwrap());
+    assert_eq!(
+        redis_get(&mut conn, &w.validation_key(&unknown)),
+        None,
+        "invalid: not cached"
+    );
+}
