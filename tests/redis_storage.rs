@@ -348,6 +348,9 @@ fn a_restart_while_idle_costs_no_outage() {
     for t in threads {
         t.join().unwrap();
     }
+    // r2d2 may still be opening a connection a waiter no longer needed; one failing against
+    // the restart would be a (real) outage. Let those settle first.
+    std::thread::sleep(Duration::from_millis(300));
     server.restart().expect("restart redis-server");
     for i in 0..20 {
         s.set(&format!("k{i}"), b"v", Duration::from_secs(60))
@@ -1076,4 +1079,29 @@ fn core_failures_are_not_cached_and_zero_ttl_writes_nothing() {
         None,
         "invalid: not cached"
     );
+}
+
+#[test]
+fn core_smart_validation_ttl_bounds_the_expiry_in_redis() {
+    let test = "core_smart_validation_ttl_bounds_the_expiry_in_redis";
+    let Some(url) = redis_url_or_skip(test) else {
+        return;
+    };
+    let w = World::new(test);
+    let _guard = Cleanup {
+        url: url.clone(),
+        prefix: w.prefix.clone(),
+    };
+    let client = w.client(&storage(&url));
+    let mut conn = raw(&url);
+    // exp in 100 s: min(120 s, 100 s - 30 s) = 70 s.
+    let soon = w.fake.mint_token("jane", Duration::from_secs(100));
+    assert!(client.validate_token(&soon).unwrap());
+    let left = pttl(&mut conn, &w.validation_key(&soon));
+    assert!(left > 0 && left <= 70_000, "PTTL {left}");
+    // exp in 50 s: floored at 60 s but never beyond exp, so 50 s.
+    let sooner = w.fake.mint_token("jane", Duration::from_secs(50));
+    assert!(client.validate_token(&sooner).unwrap());
+    let left = pttl(&mut conn, &w.validation_key(&sooner));
+    assert!(left > 0 && left <= 50_000, "PTTL {left}");
 }
