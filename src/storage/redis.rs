@@ -42,6 +42,9 @@ const MAX_PX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 ///   reads as a miss, or the fallback's answer);
 /// - after the cool-down one caller probes Redis with a fresh connection while the others
 ///   keep skipping; when the probe succeeds Redis is used again, with no restart;
+/// - one call waits at most about `pool_wait + io_timeout` (400 ms with the defaults); if its
+///   pooled connection turns out to have been closed (a Redis restart, an idle timeout), it
+///   tries once more on a fresh one, within `connect_timeout + io_timeout`;
 /// - one `warn!` is logged when an outage starts and one `info!` when it ends (target
 ///   `miso_client::redis`); failed connects inside the pool are logged at `debug!` only.
 ///
@@ -135,7 +138,8 @@ impl RedisStorage {
 
     /// A builder for the Redis at `url`: `redis://[[user]:password@]host[:port][/db]`
     /// (port 6379 and db 0 when left out; `unix:///path/to/redis.sock` also works). A
-    /// malformed URL is reported by [`build`](RedisStorageBuilder::build).
+    /// malformed URL is reported by [`build`](RedisStorageBuilder::build), and so is
+    /// `rediss://`: this crate builds the redis client without TLS.
     pub fn builder(url: &str) -> RedisStorageBuilder {
         RedisStorageBuilder::new(parse_url(url, "the Redis url"))
     }
@@ -892,6 +896,7 @@ mod tests {
             "http://:hunter2@host:6379",
             "redis://:hunter2@host:6379/notadb",
             "not a url hunter2",
+            "rediss://:hunter2@host:6379",
             "",
         ] {
             let error = RedisStorage::builder(url).build().unwrap_err();
