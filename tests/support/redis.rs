@@ -23,7 +23,10 @@ fn unavailable(test: &str, why: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{test}: {why}; Redis is required in CI — {HOW_TO_START}");
     }
-    eprintln!("SKIPPED: {test}: {why} ({HOW_TO_START})");
+    // Straight to the stream: libtest captures `eprintln!` of passing tests, which would
+    // hide the skip.
+    let line = format!("SKIPPED: {test}: {why} ({HOW_TO_START})\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Whether something at `addr` answers `PING` with `+PONG` within a short timeout.
