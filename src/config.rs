@@ -145,6 +145,62 @@ impl RedisConfig {
         }
     }
 
+    /// Reads `REDIS_URL`, else `REDIS_HOST` with `REDIS_PORT`, `REDIS_PASSWORD` and
+    /// `REDIS_DB`, and `REDIS_KEY_PREFIX`, through `var`; `None` when neither `REDIS_URL` nor
+    /// `REDIS_HOST` is set. Empty or blank values count as unset. This is the one place the
+    /// crate reads these variables ([`Config::from_env_with`] and
+    /// [`RedisStorage::builder_from_env_map`](crate::RedisStorage::builder_from_env_map) both
+    /// come here).
+    ///
+    /// ```
+    /// use miso_client::RedisConfig;
+    ///
+    /// let redis = RedisConfig::from_env_with(|name| match name {
+    ///     "REDIS_HOST" => Some("redis.internal".to_owned()),
+    ///     "REDIS_PORT" => Some("6380".to_owned()),
+    ///     _ => None,
+    /// })?
+    /// .expect("REDIS_HOST is set");
+    /// assert_eq!((redis.host.as_deref(), redis.port, redis.db), (Some("redis.internal"), 6380, 0));
+    /// assert_eq!(RedisConfig::from_env_with(|_| None)?, None);
+    /// # Ok::<(), miso_client::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable when `REDIS_URL` is not a Redis URL this crate
+    /// can use, `REDIS_PORT` is not a port number or `REDIS_DB` not a database number. Values
+    /// are never quoted, so a password cannot leak into the message.
+    pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<Option<RedisConfig>> {
+        let get = |name: &str| {
+            var(name)
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        let mut redis = if let Some(url) = get("REDIS_URL") {
+            check_redis_url(&url, "REDIS_URL").map_err(Error::Config)?;
+            RedisConfig::from_url(url)
+        } else if let Some(host) = get("REDIS_HOST") {
+            let mut redis = RedisConfig::from_host(host);
+            if let Some(port) = get("REDIS_PORT") {
+                redis.port = port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+                    Error::Config("REDIS_PORT must be a port number (1-65535)".into())
+                })?;
+            }
+            if let Some(db) = get("REDIS_DB") {
+                redis.db = db.parse().map_err(|_| {
+                    Error::Config("REDIS_DB must be a database number (0, 1, …)".into())
+                })?;
+            }
+            // Not trimmed: a password may legitimately end in a space.
+            redis.password = var("REDIS_PASSWORD").filter(|p| !p.trim().is_empty());
+            redis
+        } else {
+            return Ok(None);
+        };
+        redis.key_prefix = get("REDIS_KEY_PREFIX");
+        Ok(Some(redis))
+    }
+
     fn empty() -> Self {
         Self {
             url: None,
@@ -154,26 +210,6 @@ impl RedisConfig {
             db: 0,
             key_prefix: None,
         }
-    }
-
-    /// The URL to connect to; it carries the password, so it is never printed.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn connection_url(&self) -> String {
-        if let Some(url) = &self.url {
-            return url.trim().to_owned();
-        }
-        let host = self.host.as_deref().unwrap_or_default().trim();
-        // An IPv6 literal needs brackets inside a URL.
-        let host = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]")
-        } else {
-            host.to_owned()
-        };
-        let auth = match &self.password {
-            Some(password) => format!(":{}@", percent_encode(password)),
-            None => String::new(),
-        };
-        format!("redis://{auth}{host}:{}/{}", self.port, self.db)
     }
 }
 
@@ -198,19 +234,6 @@ fn redact_url(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-/// Everything but RFC 3986's unreserved characters, so any password survives the URL.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 impl Config {
@@ -311,7 +334,7 @@ impl Config {
         config.client_secret = Some(client_secret);
         config.client_token_uri = get("MISO_CLIENT_TOKEN_URI");
         config.api_key = secret("MISO_API_KEY").or_else(|| secret("API_KEY"));
-        config.redis = redis_from_env(&get, &secret)?;
+        config.redis = RedisConfig::from_env_with(&var)?;
         Ok(config)
     }
 
@@ -429,48 +452,27 @@ fn is_http_url(url: &str) -> bool {
     rest.is_some_and(|rest| !rest.trim_matches('/').is_empty())
 }
 
-fn is_redis_url(url: &str) -> bool {
-    ["redis://", "rediss://", "unix://", "redis+unix://"]
+/// Checks a Redis URL as the storage will parse it; the message names `origin`, never the
+/// URL (it may carry a password).
+fn check_redis_url(url: &str, origin: &str) -> std::result::Result<(), String> {
+    #[cfg(feature = "redis")]
+    return crate::storage::check_redis_url(url, origin);
+    #[cfg(not(feature = "redis"))]
+    return if ["redis://", "unix://", "redis+unix://"]
         .iter()
         .any(|scheme| url.starts_with(scheme) && url.len() > scheme.len())
-}
-
-/// `REDIS_URL`, else `REDIS_HOST` and friends; `None` when neither is set.
-fn redis_from_env(
-    get: &dyn Fn(&str) -> Option<String>,
-    secret: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<RedisConfig>> {
-    let mut redis = if let Some(url) = get("REDIS_URL") {
-        if !is_redis_url(&url) {
-            return Err(Error::Config(
-                "REDIS_URL must be a Redis URL (redis://[:password@]host[:port][/db])".into(),
-            ));
-        }
-        RedisConfig::from_url(url)
-    } else if let Some(host) = get("REDIS_HOST") {
-        let mut redis = RedisConfig::from_host(host);
-        if let Some(port) = get("REDIS_PORT") {
-            redis.port = port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
-                Error::Config("REDIS_PORT must be a port number (1-65535)".into())
-            })?;
-        }
-        if let Some(db) = get("REDIS_DB") {
-            redis.db = db.parse().map_err(|_| {
-                Error::Config("REDIS_DB must be a database number (0, 1, …)".into())
-            })?;
-        }
-        redis.password = secret("REDIS_PASSWORD");
-        redis
+    {
+        Ok(())
     } else {
-        return Ok(None);
+        Err(format!(
+            "{origin} is not a valid Redis URL (expected redis://[:password@]host:port/db)"
+        ))
     };
-    redis.key_prefix = get("REDIS_KEY_PREFIX");
-    Ok(Some(redis))
 }
 
 #[cfg(feature = "redis")]
 fn with_redis(builder: MisoClientBuilder, redis: RedisConfig) -> Result<MisoClientBuilder> {
-    let storage = crate::RedisStorage::builder(&redis.connection_url()).build()?;
+    let storage = crate::RedisStorageBuilder::from_config(&redis, "the Redis url").build()?;
     let builder = builder.storage(storage);
     Ok(match redis.key_prefix {
         Some(prefix) => builder.key_prefix(prefix),
@@ -563,9 +565,7 @@ impl<'a> Section<'a> {
     /// The `redis` object: `url`, or `host` with `port`, `password`, `db`.
     fn redis(&self) -> std::result::Result<RedisConfig, String> {
         let mut redis = if let Some(url) = self.string(&["url"])? {
-            if !is_redis_url(url.trim()) {
-                return Err("redis.url must be a Redis URL (redis://…)".into());
-            }
+            check_redis_url(&url, "redis.url")?;
             RedisConfig::from_url(url)
         } else if let Some(host) = self.string(&["host"])? {
             let mut redis = RedisConfig::from_host(host);
@@ -711,7 +711,8 @@ mod tests {
             ("REDIS_KEY_PREFIX", "miso:svc:"),
         ]);
         let redis = Config::from_env_with(env(&url)).unwrap().redis.unwrap();
-        assert_eq!(redis.connection_url(), "redis://:pw@10.0.0.1:7000/2");
+        assert_eq!(redis.url.as_deref(), Some("redis://:pw@10.0.0.1:7000/2"));
+        assert_eq!(redis.host, None);
         assert_eq!(redis.key_prefix.as_deref(), Some("miso:svc:"));
 
         let host = base_with(&[
@@ -721,22 +722,13 @@ mod tests {
             ("REDIS_DB", "4"),
         ]);
         let redis = Config::from_env_with(env(&host)).unwrap().redis.unwrap();
-        assert_eq!(
-            redis.connection_url(),
-            "redis://:s3cret%40%2F%3A%20@cache.internal:6380/4"
-        );
+        assert_eq!(redis.host.as_deref(), Some("cache.internal"));
+        assert_eq!((redis.port, redis.db), (6380, 4));
+        assert_eq!(redis.password.as_deref(), Some("s3cret@/: "));
         assert_eq!(redis.key_prefix, None);
 
         let only_port = base_with(&[("REDIS_PORT", "6380"), ("REDIS_KEY_PREFIX", "x:")]);
         assert_eq!(Config::from_env_with(env(&only_port)).unwrap().redis, None);
-    }
-
-    #[test]
-    fn ipv6_hosts_are_bracketed() {
-        assert_eq!(
-            RedisConfig::from_host("::1").connection_url(),
-            "redis://[::1]:6379/0"
-        );
     }
 
     #[test]
@@ -781,7 +773,9 @@ mod tests {
         assert_eq!(ts.validation_ttl, Duration::from_secs(62));
         assert_eq!(ts.user_ttl, Duration::from_secs(63));
         let redis = ts.redis.unwrap();
-        assert_eq!(redis.connection_url(), "redis://:p@r:6380/3");
+        assert_eq!(redis.host.as_deref(), Some("r"));
+        assert_eq!((redis.port, redis.db), (6380, 3));
+        assert_eq!(redis.password.as_deref(), Some("p"));
         assert_eq!(redis.key_prefix.as_deref(), Some("miso:"));
 
         let py = parse(
@@ -917,6 +911,36 @@ mod tests {
 
         let missing_credentials = Config::new("http://127.0.0.1:1").into_builder().unwrap();
         assert!(missing_credentials.build().unwrap_err().is_config());
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn into_builder_makes_a_redis_storage_without_connecting() {
+        let mut config = Config::new("http://127.0.0.1:1");
+        config.client_token = Some("pre-issued".into());
+        let mut redis = RedisConfig::from_host("redis.invalid");
+        redis.port = 6390;
+        redis.db = 3;
+        redis.password = Some("hunter2".into());
+        redis.key_prefix = Some("miso:svc:".into());
+        config.redis = Some(redis);
+        let client = config.into_builder().unwrap().build().unwrap();
+        let shown = format!("{client:?}");
+        assert!(
+            shown.contains("RedisStorage") && shown.contains("redis.invalid:6390/3"),
+            "{shown}"
+        );
+        assert!(shown.contains("miso:svc:"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+
+        let mut config = Config::new("http://127.0.0.1:1");
+        config.client_token = Some("pre-issued".into());
+        config.redis = Some(RedisConfig::from_url("redis://:hunter2@h:99999"));
+        let error = config.into_builder().unwrap_err();
+        assert!(
+            error.is_config() && !error.to_string().contains("hunter2"),
+            "{error}"
+        );
     }
 
     #[cfg(not(feature = "redis"))]

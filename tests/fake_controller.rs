@@ -866,7 +866,7 @@ fn junk_on_the_wire_gets_400_and_the_server_lives_on() {
     let body = json!({ "token": token }).to_string();
     let raw = format!(
         "POST /api/v1/auth/validate HTTP/1.1\r\nHost: x\r\nx-client-token: {}\r\n\
-         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+         Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
         session.client_token,
         body.len()
     );
@@ -875,4 +875,62 @@ fn junk_on_the_wire_gets_400_and_the_server_lives_on() {
     assert!(answer.contains("Connection: close\r\n"), "{answer}");
     assert!(answer.contains(r#""authenticated":true"#), "{answer}");
     assert_eq!(session.validate(&token).status, 200);
+}
+
+/// Reads one answer (head and `Content-Length` body) from a kept-alive connection.
+fn read_one_answer(reader: &mut impl std::io::BufRead) -> String {
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        assert!(reader.read_line(&mut head).unwrap() > 0, "closed: {head}");
+    }
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    head + &String::from_utf8(body).unwrap()
+}
+
+#[test]
+fn kept_alive_connections_serve_many_requests_and_close_on_shutdown() {
+    use std::io::{BufReader, Read, Write};
+    let session = Session::start();
+    let token = session.fake.mint_token("u", Duration::from_secs(60));
+    let addr: SocketAddr = session
+        .fake
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let request = format!(
+        "GET /api/v1/auth/user HTTP/1.1\r\nHost: x\r\nx-client-token: {}\r\n\
+         Authorization: Bearer {token}\r\n\r\n",
+        session.client_token
+    );
+    for _ in 0..3 {
+        stream.write_all(request.as_bytes()).unwrap();
+        let answer = read_one_answer(&mut reader);
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.contains("Connection: keep-alive\r\n"), "{answer}");
+    }
+    assert_eq!(session.fake.calls(Endpoint::User), 3);
+
+    let started = Instant::now();
+    drop(session.fake);
+    // The idle connection is closed by the fake, not left for the client to time out.
+    let mut rest = Vec::new();
+    assert_eq!(reader.read_to_end(&mut rest).unwrap_or(0), 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }

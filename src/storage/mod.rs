@@ -11,6 +11,8 @@ mod redis;
 
 pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStorage, MemoryStorageBuilder};
 #[cfg(feature = "redis")]
+pub(crate) use redis::check_url as check_redis_url;
+#[cfg(feature = "redis")]
 pub use redis::{RedisStorage, RedisStorageBuilder};
 
 /// A key–value store for cache entries, shared by every thread of a client.

@@ -1,23 +1,32 @@
-//! Just enough HTTP/1.1 for the fake: one request per connection, answered with
-//! `Connection: close`.
+//! Just enough HTTP/1.1 for the fake: a thread per connection, keep-alive, `Content-Length`
+//! or chunked request bodies.
 //!
 //! Not tiny_http: its connection pool (0.12) can queue a new connection behind busy ones, so a
 //! delayed answer could hold up another request, and its keep-alive connections outlive the
-//! server, so a client reusing one after shutdown waits for its whole timeout.
+//! server, so a client reusing one after shutdown waits for its whole timeout. Here idle
+//! connections close within [`POLL`] of shutdown, and a request that arrives after it is
+//! not answered.
 
 use super::RecordedRequest;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Bodies past this are answered 413: the client never sends more than a token.
-pub(super) const MAX_BODY: u64 = 1024 * 1024;
+const MAX_BODY: u64 = 1024 * 1024;
 
 /// Request line plus headers; far above what any client sends.
 const MAX_HEAD: u64 = 64 * 1024;
 
 /// A client that stalls mid-request gives up its thread after this.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An idle keep-alive connection is closed after this: longer than clients keep idle
+/// connections (ureq: 15 s), so the fake never closes one a client is about to reuse.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often an idle connection checks for shutdown.
+const POLL: Duration = Duration::from_millis(50);
 
 /// Why a request could not be read.
 pub(super) enum ReadError {
@@ -37,26 +46,37 @@ pub(super) struct Answer {
     pub(super) body: Vec<u8>,
 }
 
-/// Reads one request, answers it with `respond`, and closes the connection.
+/// Answers the requests on `stream` with `respond` until the client closes, asks to close,
+/// idles for [`IDLE_TIMEOUT`], sends something unreadable, or `is_down()`.
 pub(super) fn serve(
     stream: TcpStream,
-    respond: impl FnOnce(Result<(RecordedRequest, Option<BodyProblem>), &'static str>) -> Answer,
+    is_down: impl Fn() -> bool,
+    mut respond: impl FnMut(Result<(RecordedRequest, Option<BodyProblem>), &'static str>) -> Answer,
 ) {
     // Best effort: a failure here only means the socket has no timeout or waits for Nagle.
-    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(&stream);
-    let (answer, head_only) = match read_request(&mut reader, &mut &stream) {
-        Ok((request, problem)) => {
-            let head_only = request.method == "HEAD";
-            (respond(Ok((request, problem))), head_only)
+    while wait_for_request(&stream, &mut reader, &is_down) {
+        let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+        let (answer, head_only, keep_alive) = match read_request(&mut reader, &mut &stream) {
+            Ok((request, problem, keep_alive)) => {
+                let head_only = request.method == "HEAD";
+                // After a bad body we no longer know where the next request starts.
+                let keep_alive = keep_alive && problem.is_none();
+                (respond(Ok((request, problem))), head_only, keep_alive)
+            }
+            Err(ReadError::Malformed(why)) => (respond(Err(why)), false, false),
+            Err(ReadError::Gone) => return,
+        };
+        let keep_alive = keep_alive && !is_down();
+        if let Err(e) = write_answer(&mut &stream, &answer, head_only, keep_alive) {
+            log::debug!("fake controller: the client went away: {e}");
+            return;
         }
-        Err(ReadError::Malformed(why)) => (respond(Err(why)), false),
-        Err(ReadError::Gone) => return,
-    };
-    if let Err(e) = write_answer(&mut &stream, &answer, head_only) {
-        log::debug!("fake controller: the client went away: {e}");
+        if !keep_alive {
+            break;
+        }
     }
     let _ = stream.shutdown(Shutdown::Write);
     // Closing with unread input makes the kernel reset the connection, which can destroy
@@ -65,10 +85,37 @@ pub(super) fn serve(
     let _ = io::copy(&mut reader.take(2 * MAX_BODY), &mut io::sink());
 }
 
+/// Waits until the next request starts; `false` when the connection should close instead.
+/// Polls, so an idle connection notices shutdown within [`POLL`].
+fn wait_for_request(
+    stream: &TcpStream,
+    reader: &mut BufReader<&TcpStream>,
+    is_down: impl Fn() -> bool,
+) -> bool {
+    let _ = stream.set_read_timeout(Some(POLL));
+    let idle_since = Instant::now();
+    loop {
+        match reader.fill_buf() {
+            Ok(buffered) => return !buffered.is_empty() && !is_down(),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                if is_down() || idle_since.elapsed() >= IDLE_TIMEOUT {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
 fn read_request(
     reader: &mut impl BufRead,
     writer: &mut impl Write,
-) -> Result<(RecordedRequest, Option<BodyProblem>), ReadError> {
+) -> Result<(RecordedRequest, Option<BodyProblem>, bool), ReadError> {
     let mut budget = MAX_HEAD;
     let line = read_line(reader, &mut budget)?.ok_or(ReadError::Gone)?;
     let parts: Vec<&str> = line.split(' ').collect();
@@ -94,6 +141,15 @@ fn read_request(
     let (path, query) = match target.split_once('?') {
         Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
         None => (target.to_owned(), None),
+    };
+    let connection = headers
+        .iter()
+        .find(|(name, _)| name == "connection")
+        .map(|(_, value)| value.to_ascii_lowercase());
+    let keep_alive = match (version, connection.as_deref()) {
+        (_, Some(c)) if c.contains("close") => false,
+        ("HTTP/1.0", c) => c.is_some_and(|c| c.contains("keep-alive")),
+        _ => true,
     };
     let mut request = RecordedRequest {
         method: method.to_owned(),
@@ -126,9 +182,9 @@ fn read_request(
     match body {
         Ok(body) => {
             request.body = body;
-            Ok((request, None))
+            Ok((request, None, keep_alive))
         }
-        Err(problem) => Ok((request, Some(problem))),
+        Err(problem) => Ok((request, Some(problem), keep_alive)),
     }
 }
 
@@ -195,7 +251,12 @@ fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>, BodyProblem> {
     }
 }
 
-fn write_answer(writer: &mut impl Write, answer: &Answer, head_only: bool) -> io::Result<()> {
+fn write_answer(
+    writer: &mut impl Write,
+    answer: &Answer,
+    head_only: bool,
+    keep_alive: bool,
+) -> io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", answer.status, reason(answer.status));
     for (name, value) in &answer.headers {
         let framing = ["content-length", "connection", "transfer-encoding"]
@@ -211,14 +272,17 @@ fn write_answer(writer: &mut impl Write, answer: &Answer, head_only: bool) -> io
         }
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    let connection = if keep_alive { "keep-alive" } else { "close" };
     head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
         answer.body.len()
     ));
-    writer.write_all(head.as_bytes())?;
+    // One write, so the answer leaves in as few segments as it can.
+    let mut bytes = head.into_bytes();
     if !head_only {
-        writer.write_all(&answer.body)?;
+        bytes.extend_from_slice(&answer.body);
     }
+    writer.write_all(&bytes)?;
     writer.flush()
 }
 
@@ -257,10 +321,12 @@ mod tests {
 
     fn read(raw: &[u8]) -> Result<(RecordedRequest, Option<BodyProblem>), &'static str> {
         let mut sink = Vec::new();
-        read_request(&mut &raw[..], &mut sink).map_err(|e| match e {
-            ReadError::Gone => "gone",
-            ReadError::Malformed(why) => why,
-        })
+        let read = read_request(&mut &raw[..], &mut sink);
+        read.map(|(request, problem, _)| (request, problem))
+            .map_err(|e| match e {
+                ReadError::Gone => "gone",
+                ReadError::Malformed(why) => why,
+            })
     }
 
     #[test]
@@ -353,7 +419,7 @@ mod tests {
             body: b"{}".to_vec(),
         };
         let mut out = Vec::new();
-        write_answer(&mut out, &answer, false).unwrap();
+        write_answer(&mut out, &answer, false, false).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"

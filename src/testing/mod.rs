@@ -59,10 +59,11 @@ use std::time::Duration;
 
 /// A fake Miso controller: a real HTTP/1.1 server on `127.0.0.1`, on a free port, serving the
 /// controller's contract on its own threads (one per request, so a delayed answer never holds
-/// up another). Every answer carries `Connection: close`.
+/// up another).
 ///
-/// Dropping it shuts the server down: the port is closed and injected delays still running are
-/// cut short. Its `Debug` output shows neither the client secret nor any token.
+/// Dropping it shuts the server down: the port is closed before `drop` returns, idle
+/// keep-alive connections are closed within 50 ms, requests arriving on them get no answer, and
+/// injected delays still running are cut short. Its `Debug` output shows neither the client secret nor any token.
 pub struct FakeController {
     shared: Arc<Shared>,
     addr: SocketAddr,

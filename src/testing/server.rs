@@ -219,7 +219,9 @@ pub(super) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 let shared = Arc::clone(&shared);
                 let spawned = thread::Builder::new()
                     .name("fake-controller-request".into())
-                    .spawn(move || http::serve(stream, |request| answer(&shared, request)));
+                    .spawn(move || {
+                        http::serve(stream, || shared.is_down(), |r| answer(&shared, r));
+                    });
                 if let Err(e) = spawned {
                     // The connection is closed with the closure; the client sees a reset.
                     log::warn!("fake controller: cannot spawn a request thread: {e}");
@@ -609,7 +611,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC); times before the epoch are the epoch.
-pub(super) fn iso8601(t: SystemTime) -> String {
+fn iso8601(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);

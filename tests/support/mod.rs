@@ -1,6 +1,9 @@
 //! Shared set-up for the integration tests: a fake controller and a client on one manual clock.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+#[cfg(feature = "redis")]
+pub mod redis;
+
 use miso_client::testing::FakeController;
 use miso_client::{
     ManualClock, MemoryStorage, MisoClient, MisoClientBuilder, Storage, StorageError,
@@ -9,14 +12,162 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The storage a test binary's `Setup` uses: Redis for test binaries named `*_redis` (e.g.
+/// `caching_redis`, which re-runs the whole caching suite) or when `MISO_TEST_STORAGE=redis`,
+/// otherwise memory. Redis keys are namespaced per `Setup` so parallel tests never meet, while
+/// the client still writes its documented key names.
+#[derive(Debug, Clone)]
+pub enum TestStorage {
+    Memory(MemoryStorage),
+    #[cfg(feature = "redis")]
+    Redis {
+        storage: miso_client::RedisStorage,
+        url: String,
+        namespace: String,
+    },
+}
+
+impl TestStorage {
+    fn new(clock: &ManualClock) -> Self {
+        let memory = || TestStorage::Memory(MemoryStorage::builder().clock(clock.clone()).build());
+        if !wants_redis() {
+            return memory();
+        }
+        #[cfg(feature = "redis")]
+        {
+            let test = std::thread::current().name().unwrap_or("test").to_owned();
+            if let Some(url) = redis::redis_url_or_skip(&test) {
+                let storage = miso_client::RedisStorage::builder(&url)
+                    .build()
+                    .expect("valid Redis settings");
+                let namespace = redis::unique_prefix(&test);
+                return TestStorage::Redis {
+                    storage,
+                    url,
+                    namespace,
+                };
+            }
+        }
+        memory()
+    }
+
+    fn key(&self, key: &str) -> String {
+        match self {
+            TestStorage::Memory(_) => key.to_owned(),
+            #[cfg(feature = "redis")]
+            TestStorage::Redis { namespace, .. } => format!("{namespace}{key}"),
+        }
+    }
+
+    /// How many entries are stored.
+    pub fn len(&self) -> usize {
+        match self {
+            TestStorage::Memory(m) => m.len(),
+            #[cfg(feature = "redis")]
+            TestStorage::Redis { url, namespace, .. } => {
+                let keys: Vec<String> = ::redis::cmd("KEYS")
+                    .arg(format!("{namespace}*"))
+                    .query(&mut redis::raw(url))
+                    .expect("KEYS");
+                keys.len()
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn wants_redis() -> bool {
+    let forced = std::env::var("MISO_TEST_STORAGE").is_ok_and(|v| v == "redis");
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    // Test executables are named `<target>-<hash>`.
+    forced
+        || binary
+            .split('-')
+            .next()
+            .is_some_and(|target| target.ends_with("_redis"))
+}
+
+/// Deletes a Redis-backed setup's keys when the test ends (passing or not).
+pub struct Cleanup(Option<(String, String)>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        #[cfg(feature = "redis")]
+        if let Some((url, namespace)) = &self.0 {
+            redis::cleanup(url, namespace);
+        }
+    }
+}
+
+impl TestStorage {
+    fn cleanup(&self) -> Cleanup {
+        match self {
+            TestStorage::Memory(_) => Cleanup(None),
+            #[cfg(feature = "redis")]
+            TestStorage::Redis { url, namespace, .. } => {
+                Cleanup(Some((url.clone(), namespace.clone())))
+            }
+        }
+    }
+}
+
+impl Storage for TestStorage {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        match self {
+            TestStorage::Memory(m) => m.get(key),
+            #[cfg(feature = "redis")]
+            TestStorage::Redis { storage, .. } => storage.get(&self.key(key)),
+        }
+    }
+    fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StorageError> {
+        match self {
+            TestStorage::Memory(m) => m.set(key, value, ttl),
+            #[cfg(feature = "redis")]
+            TestStorage::Redis { storage, .. } => storage.set(&self.key(key), value, ttl),
+        }
+    }
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self {
+            TestStorage::Memory(m) => m.delete(key),
+            #[cfg(feature = "redis")]
+            TestStorage::Redis { storage, .. } => storage.delete(&self.key(key)),
+        }
+    }
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        match self {
+            TestStorage::Memory(m) => m.get_many(keys),
+            #[cfg(feature = "redis")]
+            TestStorage::Redis { storage, .. } => {
+                let keys: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                storage.get_many(&keys)
+            }
+        }
+    }
+    fn prefers_batched_reads(&self) -> bool {
+        match self {
+            TestStorage::Memory(m) => m.prefers_batched_reads(),
+            #[cfg(feature = "redis")]
+            TestStorage::Redis { storage, .. } => storage.prefers_batched_reads(),
+        }
+    }
+}
+
 pub const HOUR: Duration = Duration::from_secs(3600);
 
 /// A fake controller and a client sharing one manual clock and one inspectable storage.
 pub struct Setup {
     pub clock: ManualClock,
     pub fake: FakeController,
-    pub storage: MemoryStorage,
+    pub storage: TestStorage,
     pub client: MisoClient,
+    pub cleanup: Cleanup,
 }
 
 impl Setup {
@@ -28,13 +179,14 @@ impl Setup {
     pub fn with(tweak: impl FnOnce(MisoClientBuilder) -> MisoClientBuilder) -> Self {
         let clock = ManualClock::new();
         let fake = FakeController::builder().clock(clock.clone()).build();
-        let storage = MemoryStorage::builder().clock(clock.clone()).build();
+        let storage = TestStorage::new(&clock);
         let client = tweak(builder_for(&fake, &clock).storage(storage.clone()))
             .build()
             .expect("client builds");
         Self {
             clock,
             fake,
+            cleanup: storage.cleanup(),
             storage,
             client,
         }

@@ -1,0 +1,182 @@
+//! Concurrent misses of one key make one controller call; the others wait for its answer.
+//! Fetches are slowed with an injected delay so the threads really overlap.
+
+mod support;
+
+use miso_client::testing::Fault;
+use miso_client::{Endpoint, MisoClient};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+use support::Setup;
+
+/// Runs `work(thread index)` on `n` threads released together; returns their results.
+fn together<T: Send + 'static>(
+    n: usize,
+    client: &Arc<MisoClient>,
+    work: impl Fn(&MisoClient, usize) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let barrier = Arc::new(Barrier::new(n));
+    let work = Arc::new(work);
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (barrier, client, work) = (barrier.clone(), client.clone(), work.clone());
+            thread::spawn(move || {
+                barrier.wait();
+                work(&client, i)
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("worker"))
+        .collect()
+}
+
+/// Fetches the client token and zeroes the fake's counters, so delays and counts below fall on
+/// the answers under test.
+fn warm_client_token(s: &Setup) {
+    assert!(
+        s.client
+            .validate_token(&s.fake.mint_token("warm-up", support::HOUR))
+            .unwrap()
+    );
+    s.fake.reset_calls();
+}
+
+fn cold_keys_make_one_call_per_key(threads: usize) {
+    let s = Setup::new();
+    let tokens: Arc<Vec<String>> = Arc::new(
+        (0..4)
+            .map(|u| s.user(&format!("user-{u}"), &["reader"], &["read"]))
+            .collect(),
+    );
+    warm_client_token(&s);
+    let slow = Duration::from_millis(300);
+    s.fake.inject(Endpoint::Validate, Fault::delay(slow), 4);
+    s.fake.inject(Endpoint::Roles, Fault::delay(slow), 4);
+    let client = Arc::new(s.client);
+    let answers = together(threads, &client, {
+        let tokens = tokens.clone();
+        move |client, i| {
+            // Each thread walks the users in its own order.
+            (0..tokens.len()).all(|k| {
+                let token = &tokens[(i + k) % tokens.len()];
+                client.has_role(token, "reader").unwrap()
+            })
+        }
+    });
+    assert!(
+        answers.into_iter().all(|a| a),
+        "every thread got the right answer"
+    );
+    assert_eq!(
+        s.fake.calls(Endpoint::Validate),
+        4,
+        "{threads} threads: one validation per token"
+    );
+    assert_eq!(
+        s.fake.calls(Endpoint::Roles),
+        4,
+        "{threads} threads: one roles call per user"
+    );
+    let stats = client.stats();
+    assert!(stats.validation.coalesced_waits > 0, "{stats:?}");
+}
+
+#[test]
+fn eight_threads_on_cold_keys_make_one_call_per_key() {
+    cold_keys_make_one_call_per_key(8);
+}
+
+#[test]
+fn thirty_two_threads_on_cold_keys_make_one_call_per_key() {
+    cold_keys_make_one_call_per_key(32);
+}
+
+#[test]
+fn a_failing_fetch_wakes_every_waiter_with_its_error_and_is_not_remembered() {
+    let s = Setup::new();
+    let token = s.user("alice", &["admin"], &[]);
+    warm_client_token(&s);
+    // A long delay keeps the first call in flight until all threads have joined it.
+    s.fake.inject(
+        Endpoint::Validate,
+        Fault::status(500).with_delay(Duration::from_millis(1000)),
+        1,
+    );
+    let client = Arc::new(s.client);
+    let results = together(16, &client, {
+        let token = token.clone();
+        move |client, _| client.validate_token(&token).map_err(|e| e.status())
+    });
+    assert!(
+        results.iter().all(|r| *r == Err(Some(500))),
+        "every waiter got the leader's error: {results:?}"
+    );
+    assert_eq!(s.fake.calls(Endpoint::Validate), 1);
+    assert_eq!(client.stats().validation.coalesced_waits, 15);
+    assert!(
+        client.validate_token(&token).unwrap(),
+        "the next call tries again"
+    );
+    assert_eq!(s.fake.calls(Endpoint::Validate), 2);
+}
+
+#[test]
+fn thirty_two_threads_fetch_the_client_token_once() {
+    let s = Setup::new();
+    let tokens: Arc<Vec<String>> = Arc::new(
+        (0..32)
+            .map(|u| s.user(&format!("u{u}"), &[], &[]))
+            .collect(),
+    );
+    s.fake.inject(
+        Endpoint::ClientToken,
+        Fault::delay(Duration::from_millis(300)),
+        1,
+    );
+    let client = Arc::new(s.client);
+    let results = together(32, &client, {
+        let tokens = tokens.clone();
+        move |client, i| client.validate_token(&tokens[i]).unwrap()
+    });
+    assert!(results.into_iter().all(|valid| valid));
+    assert_eq!(s.fake.calls(Endpoint::ClientToken), 1);
+    assert_eq!(s.fake.calls(Endpoint::Validate), 32);
+}
+
+#[test]
+fn threads_on_different_keys_do_not_wait_for_each_other() {
+    // One user's roles fetch hangs for a while; another user's answers keep flowing.
+    let s = Setup::new();
+    let slow_user = s.user("slow", &["a"], &[]);
+    let fast_user = s.user("fast", &["a"], &[]);
+    s.client.validate_token(&slow_user).unwrap();
+    s.client.has_role(&fast_user, "a").unwrap();
+    s.client.clear_roles_cache(&fast_user).unwrap();
+    s.fake.inject(
+        Endpoint::Roles,
+        Fault::delay(Duration::from_millis(1500)),
+        1,
+    );
+    let client = Arc::new(s.client);
+    let slow = {
+        let (client, token) = (client.clone(), slow_user.clone());
+        thread::spawn(move || client.has_role(&token, "a").unwrap())
+    };
+    // Wait (bounded) until the slow fetch is in flight at the fake.
+    for _ in 0..200 {
+        if s.fake.calls(Endpoint::Roles) >= 2 {
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(s.fake.calls(Endpoint::Roles), 2, "slow fetch started");
+    assert!(client.has_role(&fast_user, "a").unwrap());
+    assert!(
+        !slow.is_finished(),
+        "the fast user's fetch finished while the slow one was still in flight"
+    );
+    assert!(slow.join().unwrap());
+}
