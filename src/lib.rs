@@ -34,6 +34,57 @@
 //! # Ok::<(), miso_client::Error>(())
 //! ```
 //!
+//! # Configuration from the environment
+//!
+//! [`MisoClient::from_env`] reads the variables the official TypeScript and Python SDKs read,
+//! so one environment serves services in every language:
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `MISO_CONTROLLER_URL` | controller root | required |
+//! | `MISO_CLIENTID` or `MISO_CLIENT_ID` | client id | required |
+//! | `MISO_CLIENTSECRET` or `MISO_CLIENT_SECRET` | client secret | required |
+//! | `MISO_CLIENT_TOKEN_URI` | client-token issuer path | `/api/v1/auth/token` |
+//! | `MISO_API_KEY` or `API_KEY` | test-only bypass token | none |
+//! | `REDIS_URL` | Redis URL; selects [`RedisStorage`] | none: [`MemoryStorage`] |
+//! | `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, `REDIS_DB` | Redis, as the SDKs read it | none, 6379, none, 0 |
+//! | `REDIS_KEY_PREFIX` | key prefix (with Redis) | `miso:{client_id}:` |
+//!
+//! Where two names mean the same, the first listed wins. A missing or malformed value is an
+//! [`Error::Config`] naming the variable, never quoting a value. The settings go through a
+//! [`Config`], which tests fill from a map (never touching the process environment) and
+//! which also deserializes from the JSON or YAML config the other SDKs use, with both
+//! spellings of every key (`user_ttl` and `userTTL`, …; snake_case wins when both are
+//! present).
+//!
+//! ```
+//! use miso_client::{Config, MisoClient};
+//! use std::time::Duration;
+//! # use miso_client::testing::FakeController;
+//! # let fake = FakeController::start();
+//! # let controller_url = fake.url();
+//!
+//! let env = [
+//!     ("MISO_CONTROLLER_URL", controller_url.as_str()),
+//!     ("MISO_CLIENTID", "test-app"),
+//!     ("MISO_CLIENTSECRET", "test-secret"),
+//! ];
+//! let config = Config::from_env_with(|name| {
+//!     env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+//! })?;
+//! let client = MisoClient::from_config(config)?; // in a service: MisoClient::from_env()?
+//!
+//! // The config file of a TypeScript or Python service works too.
+//! let config: Config = serde_json::from_str(r#"{
+//!     "controllerUrl": "https://controller.example.com",
+//!     "clientId": "ctrl-dev-my-app", "clientSecret": "…",
+//!     "cache": { "userTTL": 600, "permission_ttl": 300 }
+//! }"#).expect("a valid config");
+//! assert_eq!(config.user_ttl, Duration::from_secs(600));
+//! let client = config.into_builder()?.timeout(Duration::from_secs(2)).build()?;
+//! # Ok::<(), miso_client::Error>(())
+//! ```
+//!
 //! # Sharing across threads
 //!
 //! Every method takes `&self` and blocks the calling thread. When several threads miss the
@@ -129,8 +180,8 @@
 //!         Ok(true) => 200,
 //!         Ok(false) => 403,
 //!         Err(e) if e.is_unauthenticated() => 401,
-//!         Err(e) if e.is_rate_limited() || e.is_timeout() => 503,
-//!         Err(_) => 503,
+//!         Err(e) if e.is_config() => 500, // our own settings are wrong
+//!         Err(_) => 503, // timeout, unreachable, 5xx, 429: unknown, so neither 200 nor 403
 //!     }
 //! }
 //! # let fake = FakeController::start();
@@ -169,19 +220,63 @@
 //! # Ok::<(), miso_client::Error>(())
 //! ```
 //!
+//! # Command-line tool
+//!
+//! With feature `cli`, the `miso` binary answers the same questions for shell scripts
+//! (`cargo install miso-client --features cli`). It is configured from the environment as
+//! [`MisoClient::from_env`] is, takes the token from `--token`, `MISO_TOKEN` or standard
+//! input, prints text or, with `--json`, one JSON object, and says what happened in its exit
+//! code:
+//!
+//! ```text
+//! miso validate | user | user-info | roles | permissions | logout
+//! miso check --role admin --permission documents:write
+//!
+//! 0 ok / allowed   1 denied   2 token not valid   3 configuration or usage error
+//! 4 controller or network error
+//! ```
+//!
+//! # Examples
+//!
+//! Each runs against an embedded fake controller with `cargo run --example NAME`:
+//! `quickstart` (the first steps above), `threads` (one `Arc<MisoClient>` behind a worker
+//! pool, with its hit rate), `shared_redis` (two processes sharing Redis: a logout in one is
+//! seen by the other) and `http_guard` (a tiny_http service mapping answers to 200, 401,
+//! 403 and 503).
+//!
 //! # Features
 //!
-//! - `redis` (default): [`RedisStorage`].
+//! - `redis` (default): [`RedisStorage`], and `REDIS_*` configuration.
 //! - `rustls` (default): `https://` controller URLs.
 //! - `testing`: [`testing::FakeController`].
 //! - `cli`: the `miso` command-line tool.
 //!
-//! # Logging
+//! # Logging and counters
 //!
 //! Through the `log` crate, under targets `miso_client::cache` (debug: hit/miss per kind),
-//! `miso_client::controller` (info: client token fetched or refreshed) and
-//! `miso_client::storage` (warn: storage trouble, once per outage). No record contains a
-//! token, a secret or a password.
+//! `miso_client::controller` (info: client token fetched or refreshed),
+//! `miso_client::storage` (warn: storage trouble, once per outage) and `miso_client::redis`
+//! (warn when a Redis outage starts, info when it ends). No record contains a token, a secret
+//! or a password.
+//!
+//! [`MisoClient::stats`] counts, per kind of answer, hits, misses, controller calls,
+//! coalesced waits and storage errors: relaxed atomics, cheap enough to read on every
+//! request.
+//!
+//! ```
+//! # use miso_client::{MisoClient, testing::FakeController};
+//! # use std::time::Duration;
+//! # let fake = FakeController::start();
+//! # let token = fake.mint_token("alice", Duration::from_secs(3600));
+//! # let client = MisoClient::builder().controller_url(fake.url())
+//! #     .client_id(fake.client_id()).client_secret(fake.client_secret()).build()?;
+//! client.get_roles(&token)?;
+//! client.get_roles(&token)?;
+//! let stats = client.stats();
+//! assert_eq!((stats.roles.hits, stats.roles.misses), (1, 1));
+//! println!("roles hit rate {:.0}%", stats.roles.hit_rate() * 100.0);
+//! # Ok::<(), miso_client::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -120,3 +120,45 @@ fn from_env_reports_the_missing_variable() {
         assert!(error.to_string().contains("MISO_CONTROLLER_URL"), "{error}");
     }
 }
+
+/// `REDIS_URL` selects Redis and `REDIS_KEY_PREFIX` names the keys, so two clients configured
+/// from the same variables share one cache.
+#[cfg(feature = "redis")]
+#[test]
+fn redis_variables_select_a_shared_redis_cache() {
+    use support::redis::{cleanup, raw, redis_url_or_skip, unique_prefix};
+    let test = "redis_variables_select_a_shared_redis_cache";
+    let Some(url) = redis_url_or_skip(test) else {
+        return;
+    };
+    let prefix = unique_prefix("config");
+    let fake = FakeController::start();
+    fake.set_roles("alice", &["admin"]);
+    let token = fake.mint_token("alice", HOUR);
+    let env = env_of(
+        &fake,
+        &[
+            ("REDIS_URL", url.as_str()),
+            ("REDIS_KEY_PREFIX", prefix.as_str()),
+        ],
+    );
+    let client = || {
+        MisoClient::from_config(Config::from_env_with(|name| env.get(name).cloned()).unwrap())
+            .unwrap()
+    };
+    let (a, b) = (client(), client());
+    assert!(a.has_role(&token, "admin").unwrap());
+    let stored: bool = redis::cmd("EXISTS")
+        .arg(format!("{prefix}roles:alice"))
+        .query(&mut raw(&url))
+        .unwrap();
+    assert!(stored, "roles stored under REDIS_KEY_PREFIX");
+    assert!(b.has_role(&token, "admin").unwrap());
+    assert_eq!(
+        fake.calls(Endpoint::Roles),
+        1,
+        "the second client read Redis"
+    );
+    assert_eq!(fake.calls(Endpoint::Validate), 1);
+    cleanup(&url, &prefix);
+}
