@@ -2,6 +2,8 @@
 //! code, every token source, and `--json`.
 #![cfg(feature = "cli")]
 
+mod support;
+
 use miso_client::testing::{FakeController, Fault};
 use miso_client::{Endpoint, UserInfo};
 use serde_json::Value;
@@ -376,4 +378,47 @@ fn usage_errors_exit_3_and_help_exits_0() {
         version.stdout,
         format!("miso {}\n", env!("CARGO_PKG_VERSION"))
     );
+}
+
+/// With the Redis variables the CLI shares the services' cache: its logout removes the
+/// entries a running service reads.
+#[cfg(feature = "redis")]
+#[test]
+fn logout_with_redis_clears_what_a_service_cached() {
+    use miso_client::{Config, MisoClient};
+    let Some(url) =
+        support::redis::redis_url_or_skip("logout_with_redis_clears_what_a_service_cached")
+    else {
+        return;
+    };
+    let prefix = support::redis::unique_prefix("cli");
+    let cli = Cli::new();
+    let mut env = cli.env();
+    env.push(("REDIS_URL", url.clone()));
+    env.push(("REDIS_KEY_PREFIX", prefix.clone()));
+    let service = MisoClient::from_config(
+        Config::from_env_with(|name| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(service.validate_token(&cli.alice).unwrap());
+
+    // The CLI reads the service's entry: no validation call of its own.
+    assert_eq!(
+        cli.run_with(&["--token", &cli.alice, "validate"], &env, None)
+            .code,
+        0
+    );
+    assert_eq!(cli.fake.calls(Endpoint::Validate), 1);
+
+    assert_eq!(
+        cli.run_with(&["--token", &cli.alice, "logout"], &env, None)
+            .code,
+        0
+    );
+    assert!(
+        !service.validate_token(&cli.alice).unwrap(),
+        "the service sees the logout"
+    );
+    support::redis::cleanup(&url, &prefix);
 }
