@@ -45,11 +45,13 @@ impl Keys {
         let mut key = String::with_capacity(self.prefix.len() + 17 + 64);
         key.push_str(&self.prefix);
         key.push_str("token_validation:");
-        // A table, not `write!("{:02x}")`: this runs on every hit.
-        for byte in digest {
-            key.push(HEX[usize::from(byte >> 4)] as char);
-            key.push(HEX[usize::from(byte & 0xf)] as char);
+        // A table into a stack buffer, not `write!("{:02x}")`: this runs on every hit.
+        let mut hex = [0u8; 64];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
         }
+        key.push_str(std::str::from_utf8(&hex).unwrap_or_default());
         key
     }
 
