@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::any::Any;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -41,14 +40,18 @@ impl Keys {
 
     /// `{prefix}token_validation:{sha256 hex}`: the token itself never appears in a key.
     pub(crate) fn validation(&self, token: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = Sha256::digest(token.as_bytes());
         let mut key = String::with_capacity(self.prefix.len() + 17 + 64);
         key.push_str(&self.prefix);
         key.push_str("token_validation:");
-        for byte in digest {
-            // Writing to a String cannot fail.
-            let _ = write!(key, "{byte:02x}");
+        // A table into a stack buffer, not `write!("{:02x}")`: this runs on every hit.
+        let mut hex = [0u8; 64];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
         }
+        key.push_str(std::str::from_utf8(&hex).unwrap_or_default());
         key
     }
 
@@ -109,6 +112,18 @@ pub(crate) fn validation_ttl(
     ttl.max(MIN_VALIDATION_TTL.min(configured)).min(left)
 }
 
+/// What a hit decodes: the whole stored answer `T`, or a cheaper view of it (a role check
+/// needs only the user id of a validation answer). A fetched `T` converts into the view.
+pub(crate) trait View<T>: DeserializeOwned {
+    fn of(value: T) -> Self;
+}
+
+impl<T: DeserializeOwned> View<T> for T {
+    fn of(value: T) -> T {
+        value
+    }
+}
+
 /// How the flow starts.
 pub(crate) enum Read {
     /// Read the key from storage.
@@ -154,16 +169,18 @@ impl Cache {
 
     /// The flow. `fetch` calls the controller and says how long its answer may be kept
     /// (zero: not at all, e.g. a failed validation); only successful answers are stored.
-    pub(crate) fn flow<T, F>(
+    /// A hit decodes only the view `V`; a fetch (shared with concurrent misses) yields `T`.
+    pub(crate) fn flow<T, V, F>(
         &self,
         kind: Kind,
         key: &str,
         read: Read,
         endpoint: Endpoint,
         fetch: F,
-    ) -> Result<T>
+    ) -> Result<V>
     where
         T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        V: View<T>,
         F: FnOnce() -> Result<(T, Duration)>,
     {
         let recheck = !matches!(read, Read::Skip);
@@ -172,7 +189,7 @@ impl Cache {
             Read::Prefetched(raw) => raw,
             Read::Skip => None,
         };
-        if let Some(value) = raw.and_then(|raw| self.fresh::<T>(kind, &raw)) {
+        if let Some(value) = raw.and_then(|raw| self.fresh::<V>(kind, &raw)) {
             self.stats.hit(kind);
             log::debug!(target: "miso_client::cache", "{} hit", kind.name());
             return Ok(value);
@@ -195,13 +212,14 @@ impl Cache {
             }
             Ok(value)
         });
-        match outcome {
+        let result = match outcome {
             Flight::Led(result) => result,
             Flight::Joined(result) => {
                 self.stats.coalesced(kind);
                 result
             }
-        }
+        };
+        result.map(V::of)
     }
 
     /// The value of a stored entry if it decodes as `kind` and is still fresh by our clock.

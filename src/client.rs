@@ -1,6 +1,6 @@
 //! [`MisoClient`]: the public questions, each answered through the one cache flow.
 
-use crate::cache::{Cache, Keys, Read, validation_ttl};
+use crate::cache::{Cache, Keys, Read, View, validation_ttl};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::controller::{self, Controller, Credentials};
@@ -40,11 +40,40 @@ struct Principal {
     user: Option<UserInfo>,
 }
 
-/// Who a token is, once checked.
-enum Identity {
+/// A validation answer read only for its user id (role, permission and user-info lookups):
+/// a hit then decodes no profile.
+#[derive(Deserialize)]
+struct Uid {
+    #[serde(default)]
+    uid: Option<String>,
+}
+
+impl View<Option<Principal>> for Option<Uid> {
+    fn of(principal: Option<Principal>) -> Self {
+        principal.map(|p| Uid { uid: p.uid })
+    }
+}
+
+/// A validation answer read only for being there (`validate_token`).
+struct Valid;
+
+impl<'de> Deserialize<'de> for Valid {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Valid)
+    }
+}
+
+impl View<Option<Principal>> for Option<Valid> {
+    fn of(principal: Option<Principal>) -> Self {
+        principal.map(|_| Valid)
+    }
+}
+
+/// Who a token is, once checked, seen through the view `V` of its validation answer.
+enum Identity<V> {
     /// The configured API key (test environments): authenticated, nobody in particular.
     ApiKey,
-    User(Principal),
+    User(V),
 }
 
 /// TTLs per kind; zero disables caching of that kind.
@@ -392,7 +421,7 @@ impl MisoClient {
     /// When the controller cannot give an answer: [`Error::Timeout`], [`Error::Transport`],
     /// [`Error::Status`] (5xx, 429, …), [`Error::Decode`], [`Error::ClientCredentials`].
     pub fn validate_token(&self, token: &str) -> Result<bool> {
-        Ok(self.identify(token, Read::Storage)?.is_some())
+        Ok(self.identify::<Valid>(token, Read::Storage)?.is_some())
     }
 
     /// The same as [`validate_token`](Self::validate_token).
@@ -409,7 +438,7 @@ impl MisoClient {
     /// # Errors
     /// As [`validate_token`](Self::validate_token).
     pub fn get_user(&self, token: &str) -> Result<Option<UserInfo>> {
-        Ok(match self.identify(token, Read::Storage)? {
+        Ok(match self.identify::<Principal>(token, Read::Storage)? {
             Some(Identity::User(principal)) => principal.user,
             _ => None,
         })
@@ -422,7 +451,7 @@ impl MisoClient {
     /// # Errors
     /// As [`validate_token`](Self::validate_token), for either call.
     pub fn get_user_info(&self, token: &str) -> Result<Option<UserInfo>> {
-        let Some(Identity::User(principal)) = self.identify(token, Read::Storage)? else {
+        let Some(Identity::User(Uid { uid })) = self.identify(token, Read::Storage)? else {
             return Ok(None);
         };
         let fetch = || {
@@ -440,7 +469,7 @@ impl MisoClient {
             };
             Ok((user, ttl))
         };
-        match principal.uid {
+        match uid {
             Some(uid) => {
                 let key = self.cache.keys.user_scoped(Kind::User, &uid);
                 self.cache.flow(
@@ -619,7 +648,10 @@ impl MisoClient {
     // ---- the shared steps ----
 
     /// Validates `token` through the flow: `None` if it is not valid.
-    fn identify(&self, token: &str, read: Read) -> Result<Option<Identity>> {
+    fn identify<V>(&self, token: &str, read: Read) -> Result<Option<Identity<V>>>
+    where
+        Option<V>: View<Option<Principal>>,
+    {
         if token.len() > MAX_TOKEN_LEN {
             // Refused before hashing, so a huge token costs nothing.
             log::debug!(target: "miso_client::client", "token refused: longer than {MAX_TOKEN_LEN} bytes");
@@ -633,12 +665,12 @@ impl MisoClient {
             true => Read::Skip,
             false => read,
         };
-        let principal =
+        let seen: Option<V> =
             self.cache
                 .flow(Kind::Validation, &key, read, Endpoint::Validate, || {
                     self.fetch_validation(token)
                 })?;
-        Ok(principal.map(Identity::User))
+        Ok(seen.map(Identity::User))
     }
 
     /// Asks the controller whether `token` is valid, after the local checks; the answer and
@@ -699,10 +731,10 @@ impl MisoClient {
         } else {
             Read::Storage
         };
-        let principal = match self.identify(token, validation_read)? {
+        let uid = match self.identify(token, validation_read)? {
             None => return Err(unauthenticated),
             Some(Identity::ApiKey) => return Ok(Vec::new()),
-            Some(Identity::User(principal)) => principal,
+            Some(Identity::User(Uid { uid })) => uid,
         };
         let endpoint = if refresh { list.refresh } else { list.endpoint };
         let fetch = || {
@@ -712,7 +744,7 @@ impl MisoClient {
             }
             Ok((answer.decode(endpoint, list.decode)?, self.ttls.of(kind)))
         };
-        let Some(uid) = principal.uid else {
+        let Some(uid) = uid else {
             return fetch().map(|(values, _)| values);
         };
         let read = match guess {

@@ -7,7 +7,7 @@
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{self, IgnoredAny, Visitor};
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -146,19 +146,60 @@ struct RawClaims<'a> {
     sid: Option<IdClaim<'a>>,
     #[serde(default, borrow, rename = "sessionId")]
     session_id: Option<IdClaim<'a>>,
-    #[serde(default)]
-    exp: Option<ExpClaim>,
+    #[serde(default, borrow)]
+    exp: Option<IdClaim<'a>>,
 }
 
 /// A claim that should be a string or a number; anything else is treated as absent.
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// Deserialized by a visitor, not an untagged enum, which would buffer every value first.
 enum IdClaim<'a> {
-    Str(#[serde(borrow)] std::borrow::Cow<'a, str>),
+    Str(std::borrow::Cow<'a, str>),
     Int(i64),
     Uint(u64),
     Float(f64),
-    Other(IgnoredAny),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for IdClaim<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = IdClaim<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(IdClaim::Str(v.into()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(IdClaim::Str(v.to_owned().into()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(IdClaim::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(IdClaim::Uint(v))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(IdClaim::Float(v))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(IdClaim::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(IdClaim::Other)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(IdClaim::Other)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(IdClaim::Other)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
 }
 
 impl IdClaim<'_> {
@@ -171,13 +212,16 @@ impl IdClaim<'_> {
             _ => None,
         }
     }
-}
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ExpClaim {
-    Number(f64),
-    Other(IgnoredAny),
+    /// `exp` as Unix seconds, when it is a number.
+    fn seconds(&self) -> Option<f64> {
+        match *self {
+            IdClaim::Int(n) => Some(n as f64),
+            IdClaim::Uint(n) => Some(n as f64),
+            IdClaim::Float(n) => Some(n),
+            _ => None,
+        }
+    }
 }
 
 impl RawClaims<'_> {
@@ -188,10 +232,7 @@ impl RawClaims<'_> {
         UnverifiedClaims {
             user_id: first([self.sub, self.user_id_camel, self.user_id, self.id]),
             session_id: first([self.sid, self.session_id, None, None]),
-            expires_at: match self.exp {
-                Some(ExpClaim::Number(secs)) => exp_to_time(secs),
-                _ => None,
-            },
+            expires_at: self.exp.and_then(|exp| exp.seconds()).and_then(exp_to_time),
         }
     }
 }

@@ -52,17 +52,26 @@ impl UserInfo {
 }
 
 fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        S(String),
-        I(i64),
-        U(u64),
+    // A visitor rather than an untagged enum: untagged buffers the value first, and this runs
+    // on every cache hit that reads a user.
+    struct Id;
+    impl serde::de::Visitor<'_> for Id {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a non-empty string or an integer")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            if v.is_empty() {
+                return Err(E::custom("empty user id"));
+            }
+            Ok(v.to_owned())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
     }
-    match Id::deserialize(d)? {
-        Id::S(s) if !s.is_empty() => Ok(s),
-        Id::S(_) => Err(serde::de::Error::custom("empty user id")),
-        Id::I(n) => Ok(n.to_string()),
-        Id::U(n) => Ok(n.to_string()),
-    }
+    d.deserialize_any(Id)
 }

@@ -14,8 +14,6 @@ pub fn typical_claims(user: &str) -> serde_json::Value {
         "sid": format!("session-{user}-7f3a9c"),
         "iss": "https://keycloak.example.com/realms/production",
         "aud": ["miso-controller", "account"],
-        "azp": "web-frontend",
-        "typ": "Bearer",
         "iat": 1_767_225_600u64,
         "exp": 4_102_444_800u64,
         "scope": "openid profile email offline_access",
@@ -26,7 +24,7 @@ pub fn typical_claims(user: &str) -> serde_json::Value {
         "family_name": "Example-Longname",
         "email": format!("{user}@example.com"),
         "realm_access": { "roles": ["default-roles-production", "offline_access", "uma_authorization"] },
-        "resource_access": { "account": { "roles": ["manage-account", "view-profile"] } },
+        "resource_access": { "account": { "roles": ["view-profile"] } },
     })
 }
 

@@ -5,9 +5,8 @@ use crate::clock::{Clock, SystemClock, unix_millis};
 use crate::error::StorageError;
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::collections::hash_map::{DefaultHasher, Entry as MapEntry};
+use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -143,9 +142,13 @@ impl MemoryStorage {
         if shards.len() == 1 {
             return &shards[0];
         }
-        let mut hasher = DefaultHasher::new();
-        key.hash(&mut hasher);
-        &shards[(hasher.finish() as usize) % shards.len()]
+        // FNV-1a over the key's tail: keys differ at their end (a hash's hex, a user id), the
+        // map inside the shard still uses SipHash, and this runs on every read.
+        let tail = &key.as_bytes()[key.len().saturating_sub(16)..];
+        let hash = tail.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        &shards[(hash % shards.len() as u64) as usize]
     }
 
     fn now_ms(&self) -> u64 {

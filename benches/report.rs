@@ -1,0 +1,403 @@
+//! The speed report: every figure measured side by side with its reference in one run, so
+//! machine noise hits both. `cargo bench --bench report` prints the table and writes
+//! `BENCHMARKS.md`; under `cargo test --benches` it runs a few iterations as a smoke test and
+//! writes nothing. Nothing here asserts a time.
+#![allow(missing_docs)]
+
+mod support;
+
+use miso_client::{Endpoint, MemoryStorage, MisoClient, Storage};
+use std::hint::black_box;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+/// Iteration counts: full for `cargo bench`, tiny for the smoke run.
+struct Scale {
+    rounds: usize,
+    iters: usize,
+    junk: usize,
+    flood: usize,
+    cold_calls: usize,
+}
+
+const FULL: Scale = Scale {
+    rounds: 31,
+    iters: 20_000,
+    junk: 1_000_000,
+    flood: 1_000_000,
+    cold_calls: 1_000,
+};
+const SMOKE: Scale = Scale {
+    rounds: 3,
+    iters: 50,
+    junk: 1_000,
+    flood: 1_000,
+    cold_calls: 10,
+};
+
+struct Row {
+    measure: String,
+    result: String,
+    reference: String,
+    target: String,
+    met: Option<bool>,
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let scale = if full { &FULL } else { &SMOKE };
+    let mut rows = Vec::new();
+    let started = Instant::now();
+
+    rows.push(memory_hit(scale));
+    rows.push(two_threads(scale));
+    rows.extend(redis_hit(scale));
+    rows.push(cold_start(scale));
+    rows.extend(junk_flood(scale));
+    rows.push(jwt_decode(scale));
+
+    let table = render(&rows);
+    println!("{table}");
+    println!("report took {:.1} s", started.elapsed().as_secs_f64());
+    if full {
+        let doc = format!(
+            "# Benchmarks\n\nMeasured by `cargo bench --bench report` on {} ({} cores). Each ratio \
+             compares medians measured in the same run, interleaved round by round with its \
+             reference; criterion benches for local comparison: `cargo bench --bench hot_paths`.\n\n{table}\n",
+            cpu_model(),
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md");
+        std::fs::write(path, doc).expect("write BENCHMARKS.md");
+        println!("wrote {path}");
+    }
+}
+
+/// Nanoseconds per call of `f`, over `iters` calls.
+fn per_op(iters: usize, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    start.elapsed().as_nanos() as f64 / iters as f64
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// Medians of `subject` and `reference`, measured in alternating rounds.
+fn side_by_side(
+    scale: &Scale,
+    mut subject: impl FnMut(),
+    mut reference: impl FnMut(),
+) -> (f64, f64) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..scale.rounds {
+        a.push(per_op(scale.iters, &mut subject));
+        b.push(per_op(scale.iters, &mut reference));
+    }
+    (median(a), median(b))
+}
+
+fn memory_hit(scale: &Scale) -> Row {
+    let (fake, tokens) = support::fake_with_users(1);
+    let client = support::client_for(&fake).build().unwrap();
+    let token = &tokens[0];
+    assert!(client.has_role(token, "reader").unwrap());
+    let reference = support::Reference::new(&tokens);
+    let (ours, theirs) = side_by_side(
+        scale,
+        || assert!(client.has_role(black_box(token), "reader").unwrap()),
+        || assert!(reference.lookup(black_box(token))),
+    );
+    let ratio = ours / theirs;
+    Row {
+        measure: format!(
+            "`has_role` hit, MemoryStorage, 1 thread, {}-byte token",
+            token.len()
+        ),
+        result: format!("{ours:.0} ns"),
+        reference: format!(
+            "SHA-256 of the token + 2 `HashMap<String,String>` lookups: {theirs:.0} ns"
+        ),
+        target: format!("≤ 2.0× (measured {ratio:.2}×)"),
+        met: Some(ratio <= 2.0),
+    }
+}
+
+fn two_threads(scale: &Scale) -> Row {
+    let (fake, tokens) = support::fake_with_users(64);
+    let client = Arc::new(support::client_for(&fake).build().unwrap());
+    for token in &tokens {
+        assert!(client.has_role(token, "reader").unwrap());
+    }
+    let tokens = Arc::new(tokens);
+    // Ops per second with `threads` threads, each on its own half of the tokens.
+    let throughput = |threads: usize| {
+        let barrier = Arc::new(Barrier::new(threads + 1));
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (client, tokens, barrier) = (client.clone(), tokens.clone(), barrier.clone());
+                let iters = scale.iters;
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    for i in 0..iters {
+                        let token = &tokens[t * 32 + i % 32];
+                        assert!(client.has_role(black_box(token), "reader").unwrap());
+                    }
+                })
+            })
+            .collect();
+        barrier.wait();
+        let start = Instant::now();
+        for w in workers {
+            w.join().unwrap();
+        }
+        (threads * scale.iters) as f64 / start.elapsed().as_secs_f64()
+    };
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    for _ in 0..scale.rounds {
+        one.push(throughput(1));
+        two.push(throughput(2));
+    }
+    let (one, two) = (median(one), median(two));
+    let ratio = two / one;
+    Row {
+        measure: "`has_role` hit, MemoryStorage, 2 threads, distinct tokens".into(),
+        result: format!("{:.2} M checks/s", two / 1e6),
+        reference: format!("1 thread: {:.2} M checks/s", one / 1e6),
+        target: format!("throughput ≥ 1.8× (measured {ratio:.2}×)"),
+        met: Some(ratio >= 1.8),
+    }
+}
+
+#[cfg(feature = "redis")]
+fn redis_hit(scale: &Scale) -> Vec<Row> {
+    use miso_client::RedisStorage;
+    let url = "redis://127.0.0.1:6379/0";
+    let Ok(pool) = r2d2::Pool::builder()
+        .max_size(4)
+        // A bare GET: no PING on checkout (r2d2's default would double the round trips).
+        .test_on_check_out(false)
+        .connection_timeout(Duration::from_secs(1))
+        .build(redis::Client::open(url).expect("url"))
+    else {
+        return vec![Row {
+            measure: "`has_role` hit, RedisStorage on loopback".into(),
+            result: "not measured: no Redis on 127.0.0.1:6379".into(),
+            reference: "—".into(),
+            target: "≤ 1.3×".into(),
+            met: None,
+        }];
+    };
+    let (fake, tokens) = support::fake_with_users(1);
+    let storage = RedisStorage::builder(url).build().unwrap();
+    let client = support::client_for(&fake)
+        .storage(storage)
+        .key_prefix("miso-bench:report:")
+        .build()
+        .unwrap();
+    let token = &tokens[0];
+    assert!(client.has_role(token, "reader").unwrap());
+    let key = "miso-bench:report:roles:user-0";
+    let (ours, theirs) = side_by_side(
+        scale,
+        || assert!(client.has_role(black_box(token), "reader").unwrap()),
+        || {
+            let mut conn = pool.get().unwrap();
+            let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(&mut *conn).unwrap();
+            assert!(value.is_some());
+        },
+    );
+    let ratio = ours / theirs;
+    vec![Row {
+        measure: "`has_role` hit, RedisStorage on loopback (one `MGET`)".into(),
+        result: format!("{:.1} µs", ours / 1e3),
+        reference: format!(
+            "one raw `GET` on a pooled redis connection: {:.1} µs",
+            theirs / 1e3
+        ),
+        target: format!("≤ 1.3× (measured {ratio:.2}×)"),
+        met: Some(ratio <= 1.3),
+    }]
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_hit(_: &Scale) -> Vec<Row> {
+    Vec::new()
+}
+
+fn cold_start(scale: &Scale) -> Row {
+    let (fake, tokens) = support::fake_with_users(50);
+    let client = Arc::new(support::client_for(&fake).build().unwrap());
+    let tokens = Arc::new(tokens);
+    let barrier = Arc::new(Barrier::new(8));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|t| {
+            let (client, tokens, barrier) = (client.clone(), tokens.clone(), barrier.clone());
+            let calls = scale.cold_calls;
+            std::thread::spawn(move || {
+                barrier.wait();
+                for i in 0..calls {
+                    let token = &tokens[(i * 7 + t * 13) % tokens.len()];
+                    assert!(client.has_role(token, "reader").unwrap());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let elapsed = start.elapsed();
+    let (v, r, c) = (
+        fake.calls(Endpoint::Validate),
+        fake.calls(Endpoint::Roles),
+        fake.calls(Endpoint::ClientToken),
+    );
+    let stats = client.stats();
+    Row {
+        measure: format!(
+            "cold start: 8 threads × {} `has_role` over 50 users' tokens",
+            scale.cold_calls
+        ),
+        result: format!(
+            "{v} validations + {r} roles calls + {c} client token = {} calls ({} coalesced waits; {:.0} ms)",
+            v + r + c,
+            stats.validation.coalesced_waits + stats.roles.coalesced_waits,
+            elapsed.as_secs_f64() * 1e3
+        ),
+        reference: "minimum: 50 + 50 + 1 = 101".into(),
+        target: "exactly the minimum".into(),
+        met: Some((v, r, c) == (50, 50, 1)),
+    }
+}
+
+fn junk_flood(scale: &Scale) -> Vec<Row> {
+    let (fake, _) = support::fake_with_users(0);
+    let storage = MemoryStorage::new();
+    let client = support::client_for(&fake)
+        .storage(storage.clone())
+        .build()
+        .unwrap();
+    let rss_before = rss_kib("VmRSS");
+    let start = Instant::now();
+    for i in 0..scale.junk {
+        // Distinct, JWT-shaped but undecodable, of varying length.
+        let token = format!("eyJ{i:x}.{}{i}.sig{}", "A".repeat(i % 64), i % 977);
+        assert!(!client.validate_token(&token).unwrap());
+    }
+    let per_token = start.elapsed().as_nanos() as f64 / scale.junk as f64;
+    let junk_row = Row {
+        measure: format!(
+            "{} distinct junk tokens through `validate_token`",
+            scale.junk
+        ),
+        result: format!(
+            "entries {} of max {}; {} controller calls; {per_token:.0} ns per token; RSS {} → {} KiB",
+            storage.len(),
+            storage.max_entries(),
+            fake.total_calls(),
+            rss_before,
+            rss_kib("VmRSS"),
+        ),
+        reference: format!("`max_entries` = {}", storage.max_entries()),
+        target: "entries ≤ `max_entries`; peak RSS reported".into(),
+        met: Some(storage.len() <= storage.max_entries() && fake.total_calls() == 0),
+    };
+    // Junk never reaches storage (refused before any call), so flood the storage itself too.
+    let bounded = MemoryStorage::new();
+    let start = Instant::now();
+    for i in 0..scale.flood {
+        let key = format!("miso:flood:token_validation:{i:064x}");
+        bounded
+            .set(
+                &key,
+                br#"{"miso":"token_validation","exp":1,"v":{}}"#,
+                Duration::from_secs(120),
+            )
+            .unwrap();
+    }
+    let per_set = start.elapsed().as_nanos() as f64 / scale.flood as f64;
+    let flood_row = Row {
+        measure: format!(
+            "{} distinct keys written straight into `MemoryStorage`",
+            scale.flood
+        ),
+        result: format!(
+            "entries {} of max {}; {per_set:.0} ns per write; peak RSS of the whole report {} KiB",
+            bounded.len(),
+            bounded.max_entries(),
+            rss_kib("VmHWM"),
+        ),
+        reference: format!("`max_entries` = {}", bounded.max_entries()),
+        target: "entries ≤ `max_entries`".into(),
+        met: Some(bounded.len() <= bounded.max_entries()),
+    };
+    vec![junk_row, flood_row]
+}
+
+fn jwt_decode(scale: &Scale) -> Row {
+    let (_fake, tokens) = support::fake_with_users(1);
+    let token = &tokens[0];
+    let mut runs = Vec::new();
+    for _ in 0..scale.rounds {
+        runs.push(per_op(scale.iters, || {
+            black_box(miso_client::jwt::decode_unverified(black_box(token)).unwrap());
+        }));
+    }
+    Row {
+        measure: format!("JWT payload decode, typical {}-byte token", token.len()),
+        result: format!("{:.0} ns", median(runs)),
+        reference: "—".into(),
+        target: "reported".into(),
+        met: None,
+    }
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "an unknown CPU".into())
+}
+
+fn render(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| measure | result | reference (same run) | target | met |\n|---|---|---|---|---|\n",
+    );
+    for row in rows {
+        let met = match row.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "—",
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {met} |\n",
+            row.measure, row.result, row.reference, row.target
+        ));
+    }
+    out
+}
+
+// Keep the unused-import lint quiet when the storage trait is only used through methods.
+#[allow(dead_code)]
+fn _uses(_: &dyn Storage, _: &MisoClient) {}
