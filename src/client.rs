@@ -421,7 +421,7 @@ impl MisoClient {
     /// When the controller cannot give an answer: [`Error::Timeout`], [`Error::Transport`],
     /// [`Error::Status`] (5xx, 429, …), [`Error::Decode`], [`Error::ClientCredentials`].
     pub fn validate_token(&self, token: &str) -> Result<bool> {
-        Ok(self.identify::<Valid>(token, Read::Storage)?.is_some())
+        Ok(self.identify::<Valid>(token, None)?.is_some())
     }
 
     /// The same as [`validate_token`](Self::validate_token).
@@ -438,7 +438,7 @@ impl MisoClient {
     /// # Errors
     /// As [`validate_token`](Self::validate_token).
     pub fn get_user(&self, token: &str) -> Result<Option<UserInfo>> {
-        Ok(match self.identify::<Principal>(token, Read::Storage)? {
+        Ok(match self.identify::<Principal>(token, None)? {
             Some(Identity::User(principal)) => principal.user,
             _ => None,
         })
@@ -451,7 +451,7 @@ impl MisoClient {
     /// # Errors
     /// As [`validate_token`](Self::validate_token), for either call.
     pub fn get_user_info(&self, token: &str) -> Result<Option<UserInfo>> {
-        let Some(Identity::User(Uid { uid })) = self.identify(token, Read::Storage)? else {
+        let Some(Identity::User(Uid { uid })) = self.identify(token, None)? else {
             return Ok(None);
         };
         let fetch = || {
@@ -647,8 +647,13 @@ impl MisoClient {
 
     // ---- the shared steps ----
 
-    /// Validates `token` through the flow: `None` if it is not valid.
-    fn identify<V>(&self, token: &str, read: Read) -> Result<Option<Identity<V>>>
+    /// Validates `token` through the flow: `None` if it is not valid. `prefetched` is the
+    /// validation key and its value when the caller already read them in a batch.
+    fn identify<V>(
+        &self,
+        token: &str,
+        prefetched: Option<(String, Option<Vec<u8>>)>,
+    ) -> Result<Option<Identity<V>>>
     where
         Option<V>: View<Option<Principal>>,
     {
@@ -660,7 +665,10 @@ impl MisoClient {
         if self.is_api_key(token) {
             return Ok(Some(Identity::ApiKey));
         }
-        let key = self.cache.keys.validation(token);
+        let (key, read) = match prefetched {
+            Some((key, raw)) => (key, Read::Prefetched(raw)),
+            None => (self.cache.keys.validation(token), Read::Storage),
+        };
         let read = match self.ttls.validation.is_zero() {
             true => Read::Skip,
             false => read,
@@ -713,25 +721,20 @@ impl MisoClient {
         // On a storage with costly round trips, read both entries at once, guessing the list's
         // key from the token's claim; the guess is used only if validation confirms it.
         let mut guess = None;
-        let validation_read = if !refresh
+        let mut prefetched = None;
+        if !refresh
             && self.cache.storage.prefers_batched_reads()
             && !self.ttls.of(kind).is_zero()
             && token.len() <= MAX_TOKEN_LEN
+            && let Some(uid) = jwt::decode_unverified(token).ok().and_then(|c| c.user_id)
         {
-            match jwt::decode_unverified(token).ok().and_then(|c| c.user_id) {
-                Some(uid) => {
-                    let vkey = self.cache.keys.validation(token);
-                    let lkey = self.cache.keys.user_scoped(kind, &uid);
-                    let mut values = self.cache.read_many(kind, &[&vkey, &lkey]);
-                    guess = Some((uid, values.pop().flatten()));
-                    Read::Prefetched(values.pop().flatten())
-                }
-                None => Read::Storage,
-            }
-        } else {
-            Read::Storage
-        };
-        let uid = match self.identify(token, validation_read)? {
+            let vkey = self.cache.keys.validation(token);
+            let lkey = self.cache.keys.user_scoped(kind, &uid);
+            let mut values = self.cache.read_many(kind, &[&vkey, &lkey]);
+            guess = Some((uid, values.pop().flatten()));
+            prefetched = Some((vkey, values.pop().flatten()));
+        }
+        let uid = match self.identify(token, prefetched)? {
             None => return Err(unauthenticated),
             Some(Identity::ApiKey) => return Ok(Vec::new()),
             Some(Identity::User(Uid { uid })) => uid,

@@ -5,7 +5,6 @@ use crate::clock::{Clock, SystemClock, unix_millis};
 use crate::error::StorageError;
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::collections::hash_map::Entry as MapEntry;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -216,14 +215,7 @@ impl Storage for MemoryStorage {
         if !map.contains_key(key) && map.len() >= self.inner.per_shard {
             Shard::evict(&mut map, self.inner.per_shard, now_ms);
         }
-        match map.entry(key.into()) {
-            MapEntry::Occupied(mut slot) => {
-                slot.insert(entry);
-            }
-            MapEntry::Vacant(slot) => {
-                slot.insert(entry);
-            }
-        }
+        map.insert(key.into(), entry);
         Ok(())
     }
 
