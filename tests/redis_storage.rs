@@ -683,6 +683,17 @@ struct World {
 }
 
 impl World {
+    /// The shared Redis (or a skip), a fresh world, and the guard that deletes its keys.
+    fn start(test: &str) -> Option<(String, Self, Cleanup)> {
+        let url = redis_url_or_skip(test)?;
+        let world = Self::new(test);
+        let guard = Cleanup {
+            url: url.clone(),
+            prefix: world.prefix.clone(),
+        };
+        Some((url, world, guard))
+    }
+
     fn new(test: &str) -> Self {
         let clock = ManualClock::new();
         Self {
@@ -761,13 +772,8 @@ fn a_second_client_on_the_same_redis_gets_a_hit() {
 #[test]
 fn logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once() {
     let test = "logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once";
-    let Some(url) = redis_url_or_skip(test) else {
+    let Some((url, w, _guard)) = World::start(test) else {
         return;
-    };
-    let w = World::new(test);
-    let _guard = Cleanup {
-        url: url.clone(),
-        prefix: w.prefix.clone(),
     };
     let (a, b) = (w.client(&storage(&url)), w.client(&storage(&url)));
     let token = w.fake.mint_token("bob", HOUR);
@@ -795,13 +801,8 @@ fn logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once() {
 #[test]
 fn keys_in_redis_have_the_documented_names_and_expire_within_the_ttl() {
     let test = "keys_in_redis_have_the_documented_names_and_expire_within_the_ttl";
-    let Some(url) = redis_url_or_skip(test) else {
+    let Some((url, w, _guard)) = World::start(test) else {
         return;
-    };
-    let w = World::new(test);
-    let _guard = Cleanup {
-        url: url.clone(),
-        prefix: w.prefix.clone(),
     };
     let client = w.client(&storage(&url));
     let token = w.fake.mint_token("carol", HOUR);
@@ -855,13 +856,8 @@ fn keys_in_redis_have_the_documented_names_and_expire_within_the_ttl() {
 #[test]
 fn junk_in_redis_is_a_miss_refetched_and_overwritten() {
     let test = "junk_in_redis_is_a_miss_refetched_and_overwritten";
-    let Some(url) = redis_url_or_skip(test) else {
+    let Some((url, w, _guard)) = World::start(test) else {
         return;
-    };
-    let w = World::new(test);
-    let _guard = Cleanup {
-        url: url.clone(),
-        prefix: w.prefix.clone(),
     };
     let client = w.client(&storage(&url));
     let token = w.fake.mint_token("dave", HOUR);
@@ -1012,13 +1008,8 @@ fn with_a_fallback_controller_calls_stay_minimal_during_an_outage() {
 #[test]
 fn core_fresh_entries_hit_and_stale_ones_are_refetched_by_the_clients_clock() {
     let test = "core_fresh_entries_hit_and_stale_ones_are_refetched_by_the_clients_clock";
-    let Some(url) = redis_url_or_skip(test) else {
+    let Some((url, w, _guard)) = World::start(test) else {
         return;
-    };
-    let w = World::new(test);
-    let _guard = Cleanup {
-        url: url.clone(),
-        prefix: w.prefix.clone(),
     };
     let client = w.client(&storage(&url));
     let token = w.fake.mint_token("gina", Duration::from_secs(48 * 3600));
@@ -1036,13 +1027,8 @@ fn core_fresh_entries_hit_and_stale_ones_are_refetched_by_the_clients_clock() {
 #[test]
 fn core_forged_sub_cannot_read_cached_roles() {
     let test = "core_forged_sub_cannot_read_cached_roles";
-    let Some(url) = redis_url_or_skip(test) else {
+    let Some((url, w, _guard)) = World::start(test) else {
         return;
-    };
-    let w = World::new(test);
-    let _guard = Cleanup {
-        url: url.clone(),
-        prefix: w.prefix.clone(),
     };
     let client = w.client(&storage(&url));
     let admin = w.fake.mint_token("root", HOUR);
@@ -1063,13 +1049,8 @@ fn core_forged_sub_cannot_read_cached_roles() {
 #[test]
 fn core_failures_are_not_cached_and_zero_ttl_writes_nothing() {
     let test = "core_failures_are_not_cached_and_zero_ttl_writes_nothing";
-    let Some(url) = redis_url_or_skip(test) else {
+    let Some((url, w, _guard)) = World::start(test) else {
         return;
-    };
-    let w = World::new(test);
-    let _guard = Cleanup {
-        url: url.clone(),
-        prefix: w.prefix.clone(),
     };
     let storage = storage(&url);
     let client = MisoClient::builder()
@@ -1120,13 +1101,8 @@ fn core_failures_are_not_cached_and_zero_ttl_writes_nothing() {
 #[test]
 fn core_smart_validation_ttl_bounds_the_expiry_in_redis() {
     let test = "core_smart_validation_ttl_bounds_the_expiry_in_redis";
-    let Some(url) = redis_url_or_skip(test) else {
+    let Some((url, w, _guard)) = World::start(test) else {
         return;
-    };
-    let w = World::new(test);
-    let _guard = Cleanup {
-        url: url.clone(),
-        prefix: w.prefix.clone(),
     };
     let client = w.client(&storage(&url));
     let mut conn = raw(&url);
