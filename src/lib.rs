@@ -286,6 +286,8 @@ mod clock;
 mod config;
 mod controller;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jwt;
 mod models;
 mod secret;
