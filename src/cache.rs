@@ -94,8 +94,28 @@ pub(crate) fn encode_envelope<T: Serialize>(kind: Kind, exp_ms: u64, value: &T) 
 
 /// Decodes an envelope of `kind`: the payload and its expiry, or `None` if it is not ours.
 pub(crate) fn decode_envelope<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Option<(T, u64)> {
+    if let Some((exp, payload)) = canonical_parts(kind, bytes) {
+        return serde_json::from_slice(payload).ok().map(|v| (v, exp));
+    }
     let Object(envelope) = serde_json::from_slice::<Object<Envelope<'_, T>>>(bytes).ok()?;
     (envelope.miso == kind.name()).then_some((envelope.v, envelope.exp))
+}
+
+/// The expiry and payload of an envelope exactly as [`encode_envelope`] writes it
+/// (`{"miso":"<kind>","exp":<digits>,"v":<payload>}`, compact, in that order), read without
+/// serde: this runs twice on every role check. Anything else (other writers' spacing or field
+/// order) is left to the full decode; both accept the same documents, since a payload that
+/// parses as one JSON value makes the whole a valid envelope.
+fn canonical_parts(kind: Kind, bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let rest = bytes.strip_prefix(br#"{"miso":""#)?;
+    let rest = rest.strip_prefix(kind.name().as_bytes())?;
+    let rest = rest.strip_prefix(br#"","exp":"#)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let exp = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let payload = rest[digits..]
+        .strip_prefix(br#","v":"#)?
+        .strip_suffix(b"}")?;
+    Some((exp, payload))
 }
 
 /// `min(validation_ttl, exp - now - 30 s)`, floored at 60 s (or `validation_ttl` if smaller)
