@@ -179,9 +179,16 @@
 //! # Logging
 //!
 //! Through the `log` crate, under targets `miso_client::cache` (debug: hit/miss per kind),
+//! `miso_client::client` (debug: a token refused locally, and why),
 //! `miso_client::controller` (info: client token fetched or refreshed) and
 //! `miso_client::storage` (warn: storage trouble, once per outage). No record contains a
 //! token, a secret or a password.
+//!
+//! The HTTP library underneath (`ureq`) hex-dumps every byte it sends and receives at
+//! `trace` level under the target `ureq_proto`: request headers and bodies, so user tokens,
+//! client tokens and the client secret too. Keep `ureq_proto` below `trace` wherever logs are
+//! kept (e.g. `RUST_LOG=trace,ureq_proto=debug`); at `debug` and above, `ureq` redacts
+//! headers.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
