@@ -6,6 +6,7 @@
 
 use crate::clock::{Clock, unix_millis};
 use crate::error::{Endpoint, Error, Result};
+use crate::models::Object;
 use crate::stats::{Kind, Stats};
 use crate::storage::Storage;
 use parking_lot::{Condvar, Mutex};
@@ -90,7 +91,7 @@ pub(crate) fn encode_envelope<T: Serialize>(kind: Kind, exp_ms: u64, value: &T) 
 
 /// Decodes an envelope of `kind`: the payload and its expiry, or `None` if it is not ours.
 pub(crate) fn decode_envelope<T: DeserializeOwned>(kind: Kind, bytes: &[u8]) -> Option<(T, u64)> {
-    let envelope: Envelope<'_, T> = serde_json::from_slice(bytes).ok()?;
+    let Object(envelope) = serde_json::from_slice::<Object<Envelope<'_, T>>>(bytes).ok()?;
     (envelope.miso == kind.name()).then_some((envelope.v, envelope.exp))
 }
 
@@ -447,6 +448,7 @@ mod tests {
         assert!(
             decode_envelope::<Vec<String>>(Kind::Roles, b"{\"miso\":\"roles\",\"exp\":1").is_none()
         );
+        assert!(decode_envelope::<Vec<String>>(Kind::Roles, br#"["roles",1,["a"]]"#).is_none());
     }
 
     #[test]

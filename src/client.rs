@@ -29,8 +29,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CLIENT_TOKEN_URI: &str = "/api/v1/auth/token";
 
 /// The validation answer as it is cached (by token hash): who the validated token is.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Principal {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Principal {
     /// The id roles, permissions and user info are keyed by: the validated user's id, else
     /// the token's own claim (trustworthy once the controller accepted the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -3,12 +3,12 @@
 use crate::cache::{Flight, Flights};
 use crate::clock::Clock;
 use crate::error::{Endpoint, Error, ErrorBody, Result};
-use crate::models::UserInfo;
+use crate::models::{Object, UserInfo};
 use crate::secret::Secret;
 use crate::stats::Stats;
 use parking_lot::RwLock;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Deserializer};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -341,17 +341,19 @@ impl Controller {
 /// `{"data": …}`: every API answer but the issuer's nests its payload here.
 #[derive(Deserialize)]
 struct Data<T> {
-    data: T,
+    data: Object<T>,
 }
 
+/// A JSON object read as `T`; the error names the problem and position but no token.
 fn json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     if bytes.is_empty() {
         return Err("empty body".into());
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        // serde_json's message names the problem and position, never the input.
-        format!("{e}")
-    })
+    serde_json::from_slice::<Object<T>>(bytes)
+        .map(|Object(value)| value)
+        // serde_json quotes the offending value ("invalid type: string \"eyJ…\""), which
+        // may be a token; the reason ends up in `Error::Decode` and in logs.
+        .map_err(|e| redact(&e.to_string()))
 }
 
 /// A client token as the issuer answered it.
@@ -367,17 +369,17 @@ pub(crate) fn decode_client_token(bytes: &[u8]) -> Result<IssuedToken, String> {
     #[serde(rename_all = "camelCase")]
     struct Raw {
         token: String,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "lenient_seconds")]
         expires_in: Option<f64>,
     }
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Shape {
-        Nested { data: Raw },
+        Nested { data: Object<Raw> },
         Flat(Raw),
     }
     let raw = match json::<Shape>(bytes)? {
-        Shape::Nested { data } | Shape::Flat(data) => data,
+        Shape::Nested { data: Object(data) } | Shape::Flat(data) => data,
     };
     if raw.token.is_empty() {
         return Err("empty client token".into());
@@ -392,16 +394,33 @@ pub(crate) fn decode_client_token(bytes: &[u8]) -> Result<IssuedToken, String> {
     })
 }
 
+/// A number of seconds, else `None`: a malformed `expiresIn` must not cost the token itself
+/// (the lifetime then falls back to the token's own `exp`).
+fn lenient_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Number(f64),
+        Other(IgnoredAny),
+    }
+    Ok(match Seconds::deserialize(deserializer)? {
+        Seconds::Number(seconds) => Some(seconds),
+        Seconds::Other(_) => None,
+    })
+}
+
 /// `/validate`: `None` if not authenticated, else the user it carried (if any).
 pub(crate) fn decode_validation(bytes: &[u8]) -> Result<Option<Option<UserInfo>>, String> {
     #[derive(Deserialize)]
     struct Raw {
         authenticated: bool,
         #[serde(default)]
-        user: Option<UserInfo>,
+        user: Option<Object<UserInfo>>,
     }
-    let Data { data } = json::<Data<Raw>>(bytes)?;
-    Ok(data.authenticated.then_some(data.user))
+    let Object(data) = json::<Data<Raw>>(bytes)?.data;
+    Ok(data
+        .authenticated
+        .then(|| data.user.map(|Object(user)| user)))
 }
 
 /// `/user`: the user, or `None` when the answer says not authenticated.
@@ -411,12 +430,12 @@ pub(crate) fn decode_user(bytes: &[u8]) -> Result<Option<UserInfo>, String> {
         #[serde(default)]
         authenticated: Option<bool>,
         #[serde(default)]
-        user: Option<UserInfo>,
+        user: Option<Object<UserInfo>>,
     }
-    let Data { data } = json::<Data<Raw>>(bytes)?;
+    let Object(data) = json::<Data<Raw>>(bytes)?.data;
     match (data.authenticated, data.user) {
         (Some(false), _) => Ok(None),
-        (_, Some(user)) => Ok(Some(user)),
+        (_, Some(Object(user))) => Ok(Some(user)),
         (_, None) => Err("no user in an authenticated answer".into()),
     }
 }
@@ -428,7 +447,7 @@ pub(crate) fn decode_roles(bytes: &[u8]) -> Result<Vec<String>, String> {
         #[serde(default)]
         roles: Option<Vec<String>>,
     }
-    Ok(json::<Data<Raw>>(bytes)?.data.roles.unwrap_or_default())
+    Ok(json::<Data<Raw>>(bytes)?.data.0.roles.unwrap_or_default())
 }
 
 /// `/permissions`: `data.permissions`, where missing or `null` means none.
@@ -440,6 +459,7 @@ pub(crate) fn decode_permissions(bytes: &[u8]) -> Result<Vec<String>, String> {
     }
     Ok(json::<Data<Raw>>(bytes)?
         .data
+        .0
         .permissions
         .unwrap_or_default())
 }
@@ -565,6 +585,29 @@ mod tests {
         let flat = br#"{"token":"t2"}"#;
         assert_eq!(decode_client_token(flat).unwrap().token, "t2");
         assert!(decode_client_token(br#"{"data":{}}"#).is_err());
+        let odd_lifetime = br#"{"data":{"token":"t3","expiresIn":"3600"}}"#;
+        let issued = decode_client_token(odd_lifetime).unwrap();
+        assert_eq!((issued.token.as_str(), issued.expires_in), ("t3", None));
+        assert!(decode_client_token(br#"[{"token":"t4"}]"#).is_err());
+    }
+
+    #[test]
+    fn positional_arrays_are_not_answers() {
+        assert!(decode_roles(br#"{"data":[["admin"]]}"#).is_err());
+        assert!(decode_roles(br#"[[["admin"]]]"#).is_err());
+        assert!(decode_validation(b"[[true]]").is_err());
+        assert!(decode_user(br#"{"data":{"user":["u1"]}}"#).is_err());
+    }
+
+    #[test]
+    fn decode_errors_never_quote_tokens() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1MSJ9.c2lnbmF0dXJlc2lnbmF0dXJl";
+        let body = format!(r#"{{"data":{{"roles":"{jwt}"}}}}"#);
+        let reason = decode_roles(body.as_bytes()).unwrap_err();
+        assert!(
+            reason.contains("[redacted]") && !reason.contains(jwt),
+            "{reason}"
+        );
     }
 
     #[test]

@@ -197,6 +197,8 @@ mod client;
 mod clock;
 mod controller;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jwt;
 mod models;
 mod secret;

@@ -14,7 +14,8 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::Validation, Kind::User, Kind::Roles, Kind::Permissions];
+    pub(crate) const ALL: [Kind; 4] =
+        [Kind::Validation, Kind::User, Kind::Roles, Kind::Permissions];
 
     /// The kind's name in keys, envelopes and logs.
     pub(crate) fn name(self) -> &'static str {
