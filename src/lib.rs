@@ -254,10 +254,17 @@
 //! # Logging and counters
 //!
 //! Through the `log` crate, under targets `miso_client::cache` (debug: hit/miss per kind),
+//! `miso_client::client` (debug: a token refused locally, and why),
 //! `miso_client::controller` (info: client token fetched or refreshed),
 //! `miso_client::storage` (warn: storage trouble, once per outage) and `miso_client::redis`
 //! (warn when a Redis outage starts, info when it ends). No record contains a token, a secret
 //! or a password.
+//!
+//! The HTTP library underneath (`ureq`) hex-dumps every byte it sends and receives at
+//! `trace` level under the target `ureq_proto`: request headers and bodies, so user tokens,
+//! client tokens and the client secret too. Keep `ureq_proto` below `trace` wherever logs are
+//! kept (e.g. `RUST_LOG=trace,ureq_proto=debug`); at `debug` and above, `ureq` redacts
+//! headers.
 //!
 //! [`MisoClient::stats`] counts, per kind of answer, hits, misses, controller calls,
 //! coalesced waits and storage errors: relaxed atomics, cheap enough to read on every
