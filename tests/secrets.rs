@@ -507,3 +507,60 @@ fn two_applications_sharing_one_storage_never_read_each_others_entries() {
         "B's roles were removed by A"
     );
 }
+
+#[cfg(feature = "redis")]
+#[test]
+fn redis_storage_config_and_their_errors_never_show_the_password() {
+    use miso_client::{Config, RedisStorage};
+    const PASSWORD: &str = "rp-Hostile-Redis-Password-0005-Qz8";
+    let secrets: Vec<String> = [PASSWORD, CLIENT_SECRET, API_KEY]
+        .iter()
+        .flat_map(|s| forms(s))
+        .collect();
+    // Nothing listens on this port: every call fails, and the failure is printed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let url = format!("redis://:{PASSWORD}@127.0.0.1:{port}/0");
+    let storage = RedisStorage::builder(&url)
+        .connect_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    check(
+        "RedisStorage",
+        &format!("{storage:?}\n{storage:#?}"),
+        &secrets,
+    );
+    let error = storage.get("k").unwrap_err();
+    check("RedisStorage error", &all_formats(&error), &secrets);
+    let error = storage.delete("k").unwrap_err();
+    check("RedisStorage delete error", &all_formats(&error), &secrets);
+    let bad_url = RedisStorage::builder(&format!("redis://:{PASSWORD}@[::1")).build();
+    check(
+        "bad Redis URL",
+        &error_text(&bad_url.unwrap_err()),
+        &secrets,
+    );
+
+    let env = |name: &str| match name {
+        "MISO_CONTROLLER_URL" => Some("http://127.0.0.1:9".to_owned()),
+        "MISO_CLIENTID" => Some(APP.to_owned()),
+        "MISO_CLIENTSECRET" => Some(CLIENT_SECRET.to_owned()),
+        "MISO_API_KEY" => Some(API_KEY.to_owned()),
+        "REDIS_HOST" => Some("127.0.0.1".to_owned()),
+        "REDIS_PASSWORD" => Some(PASSWORD.to_owned()),
+        _ => None,
+    };
+    let config = Config::from_env_with(env).unwrap();
+    check("Config", &format!("{config:?}\n{config:#?}"), &secrets);
+    let bad_port = |name: &str| match name {
+        "REDIS_PORT" => Some(PASSWORD.to_owned()),
+        other => env(other),
+    };
+    let err = Config::from_env_with(bad_port).unwrap_err();
+    check("Config error", &error_text(&err), &secrets);
+    assert!(err.to_string().contains("REDIS_PORT"), "{err}");
+    let client = MisoClient::from_config(config).unwrap();
+    check("MisoClient from config", &format!("{client:?}"), &secrets);
+}
