@@ -205,12 +205,12 @@ impl Cache {
         F: FnOnce() -> Result<(T, Duration)>,
     {
         let recheck = !matches!(read, Read::Skip);
-        let raw = match read {
-            Read::Storage => self.read(kind, key),
-            Read::Prefetched(raw) => raw,
+        let hit = match read {
+            Read::Storage => self.read_fresh::<V>(kind, key),
+            Read::Prefetched(raw) => raw.and_then(|raw| self.fresh::<V>(kind, &raw)),
             Read::Skip => None,
         };
-        if let Some(value) = raw.and_then(|raw| self.fresh::<V>(kind, &raw)) {
+        if let Some(value) = hit {
             self.stats.hit(kind);
             log::debug!(target: "miso_client::cache", "{} hit", kind.name());
             return Ok(value);
@@ -220,11 +220,7 @@ impl Cache {
         let outcome = self.flights.run(key, self.wait_bound, endpoint, || {
             // Another thread may have stored the answer between our read and our becoming
             // the leader; reading again keeps a burst of misses to one controller call.
-            if recheck
-                && let Some(value) = self
-                    .read(kind, key)
-                    .and_then(|raw| self.fresh::<T>(kind, &raw))
-            {
+            if recheck && let Some(value) = self.read_fresh::<T>(kind, key) {
                 return Ok(value);
             }
             let (value, ttl) = fetch()?;
@@ -247,6 +243,17 @@ impl Cache {
     pub(crate) fn fresh<T: DeserializeOwned>(&self, kind: Kind, raw: &[u8]) -> Option<T> {
         let (value, exp) = decode_envelope::<T>(kind, raw)?;
         (exp > unix_millis(self.clock.now())).then_some(value)
+    }
+
+    /// Reads `key` and decodes it if fresh, from the storage's own buffer where it lends one;
+    /// a storage error is a miss (caching.md rule 2).
+    fn read_fresh<V: DeserializeOwned>(&self, kind: Kind, key: &str) -> Option<V> {
+        let mut value = None;
+        let result = self
+            .storage
+            .get_with(key, &mut |raw| value = self.fresh::<V>(kind, raw));
+        self.observe(kind, "read", result);
+        value
     }
 
     /// Reads `key`; a storage error is a miss (caching.md rule 2).

@@ -7,7 +7,7 @@ use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The default bound on entries: about 10 MB of typical entries.
@@ -15,14 +15,16 @@ pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 
 /// Shards below this many entries would be too small to evict sensibly.
 const MIN_ENTRIES_PER_SHARD: usize = 64;
-const MAX_SHARDS: usize = 16;
+const MAX_SHARDS: usize = 64;
 
 /// An in-process cache: a bounded map with TTLs, sharded so threads working on different
 /// keys rarely touch the same lock. Cheap to clone (clones share the map).
 ///
 /// It never holds more than `max_entries` (default [`DEFAULT_MAX_ENTRIES`]). When a shard is
-/// full, expired entries go first, then the least recently used eighth of the shard, so a
-/// flood of one-off keys cannot push out the entries that are read all the time.
+/// full, expired entries go first, then an eighth of the shard chosen among the entries not
+/// read since the previous round (oldest first; the CLOCK algorithm's second chance), so a
+/// flood of one-off keys cannot push out the entries that are read all the time. A hit only
+/// takes a shared read lock on its shard and never writes a counter other threads read.
 ///
 /// ```
 /// use miso_client::{MemoryStorage, Storage};
@@ -43,19 +45,27 @@ struct Inner {
     per_shard: usize,
     max_entries: usize,
     clock: Arc<dyn Clock>,
+    /// Insertion counter: bumped on writes only, never on reads.
+    inserts: AtomicU64,
 }
 
+/// foldhash, seeded per process, instead of SipHash: two lookups run on every check and the
+/// keys (SHA-256 hex of validated tokens, controller-issued user ids) are not chosen by
+/// whoever sends a token, since only authenticated answers are stored.
+type Map = HashMap<Box<str>, Entry, foldhash::fast::RandomState>;
+
 struct Shard {
-    map: RwLock<HashMap<Box<str>, Entry>>,
-    // A per-shard use counter: deterministic recency without reading the clock, and no
-    // cache line shared between shards.
-    tick: AtomicU64,
+    map: RwLock<Map>,
 }
 
 struct Entry {
     value: Box<[u8]>,
     expires_ms: u64,
-    last_used: AtomicU64,
+    /// Insertion order within the shard (assigned under the write lock).
+    inserted: u64,
+    /// Read since the last eviction round (CLOCK's second chance). Reads only store to it when
+    /// it is clear, so a hit is a load, not a read-modify-write shared between threads.
+    referenced: AtomicBool,
 }
 
 /// Builds a [`MemoryStorage`].
@@ -84,8 +94,7 @@ impl MemoryStorageBuilder {
         let shards = (self.max_entries / MIN_ENTRIES_PER_SHARD).clamp(1, MAX_SHARDS);
         let shards = (0..shards)
             .map(|_| Shard {
-                map: RwLock::new(HashMap::new()),
-                tick: AtomicU64::new(0),
+                map: RwLock::new(Map::default()),
             })
             .collect::<Vec<_>>()
             .into_boxed_slice();
@@ -95,6 +104,7 @@ impl MemoryStorageBuilder {
                 max_entries: self.max_entries,
                 shards,
                 clock: self.clock,
+                inserts: AtomicU64::new(0),
             }),
         }
     }
@@ -162,59 +172,63 @@ impl Default for MemoryStorage {
 }
 
 impl Shard {
-    /// Makes room for one more entry: expired entries first, then the least recently used.
-    fn evict(map: &mut HashMap<Box<str>, Entry>, per_shard: usize, now_ms: u64) {
+    /// Makes room for one more entry: expired entries first, then entries not read since the
+    /// last round (oldest first), then the oldest of the rest. Survivors lose their
+    /// "referenced" mark, so an entry stays only while it keeps being read.
+    fn evict(map: &mut Map, per_shard: usize, now_ms: u64) {
         map.retain(|_, e| e.expires_ms > now_ms);
         if map.len() < per_shard {
             return;
         }
         // Free an eighth at once so a flood of new keys costs O(1) amortized per insert.
         let target = per_shard - (per_shard / 8).max(1);
-        let mut ages: Vec<u64> = map
+        let mut order: Vec<(bool, u64)> = map
             .values()
-            .map(|e| e.last_used.load(Ordering::Relaxed))
+            .map(|e| (e.referenced.load(Ordering::Relaxed), e.inserted))
             .collect();
         let cut = map.len() - target;
-        let (_, &mut threshold, _) = ages.select_nth_unstable(cut - 1);
-        let mut to_drop = cut;
-        map.retain(|_, e| {
-            if to_drop > 0 && e.last_used.load(Ordering::Relaxed) <= threshold {
-                to_drop -= 1;
-                false
-            } else {
-                true
-            }
-        });
+        let (_, &mut threshold, _) = order.select_nth_unstable(cut - 1);
+        map.retain(|_, e| (e.referenced.load(Ordering::Relaxed), e.inserted) > threshold);
+        for entry in map.values() {
+            entry.referenced.store(false, Ordering::Relaxed);
+        }
     }
 }
 
 impl Storage for MemoryStorage {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        let shard = self.shard(key);
-        let map = shard.map.read();
-        Ok(map.get(key).and_then(|entry| {
-            if entry.expires_ms <= self.now_ms() {
-                return None;
-            }
-            let tick = shard.tick.fetch_add(1, Ordering::Relaxed);
-            entry.last_used.store(tick, Ordering::Relaxed);
-            Some(entry.value.to_vec())
-        }))
+        let mut value = None;
+        self.get_with(key, &mut |bytes| value = Some(bytes.to_vec()))?;
+        Ok(value)
+    }
+
+    fn get_with(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> Result<bool, StorageError> {
+        let map = self.shard(key).map.read();
+        let Some(entry) = map.get(key).filter(|e| e.expires_ms > self.now_ms()) else {
+            return Ok(false);
+        };
+        if !entry.referenced.load(Ordering::Relaxed) {
+            entry.referenced.store(true, Ordering::Relaxed);
+        }
+        read(&entry.value);
+        Ok(true)
     }
 
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StorageError> {
         let now_ms = self.now_ms();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let shard = self.shard(key);
-        let entry = Entry {
-            value: value.into(),
-            expires_ms: now_ms.saturating_add(ttl_ms),
-            last_used: AtomicU64::new(shard.tick.fetch_add(1, Ordering::Relaxed)),
-        };
         let mut map = shard.map.write();
         if !map.contains_key(key) && map.len() >= self.inner.per_shard {
             Shard::evict(&mut map, self.inner.per_shard, now_ms);
         }
+        let inserted = self.inner.inserts.fetch_add(1, Ordering::Relaxed);
+        let entry = Entry {
+            value: value.into(),
+            expires_ms: now_ms.saturating_add(ttl_ms),
+            inserted,
+            referenced: AtomicBool::new(false),
+        };
         map.insert(key.into(), entry);
         Ok(())
     }
