@@ -6,7 +6,7 @@
 
 mod support;
 
-use miso_client::{Endpoint, MemoryStorage, MisoClient, Storage};
+use miso_client::{Endpoint, MemoryStorage, Storage};
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -397,7 +397,3 @@ fn render(rows: &[Row]) -> String {
     }
     out
 }
-
-// Keep the unused-import lint quiet when the storage trait is only used through methods.
-#[allow(dead_code)]
-fn _uses(_: &dyn Storage, _: &MisoClient) {}
