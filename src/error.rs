@@ -30,6 +30,18 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint, in the order above.
+    pub const ALL: [Endpoint; 8] = [
+        Endpoint::ClientToken,
+        Endpoint::Validate,
+        Endpoint::User,
+        Endpoint::Roles,
+        Endpoint::RolesRefresh,
+        Endpoint::Permissions,
+        Endpoint::PermissionsRefresh,
+        Endpoint::Logout,
+    ];
+
     /// The endpoint's default path below the controller root.
     pub fn path(self) -> &'static str {
         match self {

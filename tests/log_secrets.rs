@@ -10,7 +10,7 @@ use miso_client::{Endpoint, ManualClock, MemoryStorage, MisoClient, MisoClientBu
 use serde_json::json;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
-use support::{FlakyStorage, HOUR};
+use support::{FlakyStorage, HOUR, secret_forms as forms};
 
 const APP: &str = "log-app";
 const CLIENT_SECRET: &str = "cs-Logged-Client-Secret-0001-Qe8Vd";
@@ -81,23 +81,6 @@ fn every_clear(client: &MisoClient, token: &str) {
     let _ = client.clear_permissions_cache(token);
     let _ = client.clear_user_cache(token);
     let _ = client.logout(token);
-}
-
-/// Every form of `secret` that must not appear: the whole of it, its first and last 16
-/// characters, and each of its dot-separated segments of 16 characters or more.
-fn forms(secret: &str) -> Vec<String> {
-    let mut forms = vec![secret.to_owned()];
-    if secret.len() > 16 {
-        forms.push(secret[..16].to_owned());
-        forms.push(secret[secret.len() - 16..].to_owned());
-    }
-    forms.extend(
-        secret
-            .split('.')
-            .filter(|s| s.len() >= 16)
-            .map(str::to_owned),
-    );
-    forms
 }
 
 fn builder(fake: &FakeController, clock: &ManualClock) -> MisoClientBuilder {
@@ -175,17 +158,7 @@ fn no_log_record_shows_a_token_or_a_secret() {
             Fault::status(429).with_header("Retry-After", "3"),
         ]
     };
-    let endpoints = [
-        Endpoint::ClientToken,
-        Endpoint::Validate,
-        Endpoint::User,
-        Endpoint::Roles,
-        Endpoint::RolesRefresh,
-        Endpoint::Permissions,
-        Endpoint::PermissionsRefresh,
-        Endpoint::Logout,
-    ];
-    for endpoint in endpoints {
+    for endpoint in Endpoint::ALL {
         for fault in faults() {
             fake.expire_client_tokens();
             let _ = client.clear_user_cache(&bob);
@@ -250,7 +223,7 @@ fn no_log_record_shows_a_token_or_a_secret() {
         .map(|s| (*s).to_owned())
         .collect();
     secrets.extend([&alice, &bob, &expired, &unknown, &huge, &array_payload].map(|t| t.clone()));
-    for endpoint in endpoints {
+    for endpoint in Endpoint::ALL {
         for request in fake.requests(endpoint) {
             if let Some(client_token) = request.header("x-client-token") {
                 secrets.push(client_token.to_owned());

@@ -11,30 +11,13 @@ use miso_client::{
 use serde_json::json;
 use std::fmt::{Debug, Display};
 use std::time::Duration;
-use support::{FlakyStorage, HOUR};
+use support::{FlakyStorage, HOUR, secret_forms as forms};
 
 const APP: &str = "secret-app";
 const CLIENT_SECRET: &str = "cs-Hostile-Client-Secret-0001-kq7Zp";
 const WRONG_SECRET: &str = "cs-Hostile-Wrong-Secret-0004-mm2Xr";
 const CLIENT_TOKEN: &str = "ct-Hostile-Preissued-Client-Token-0002-Vb9";
 const API_KEY: &str = "ak-Hostile-Api-Key-0003-Lw4Tn";
-
-/// Every form of `secret` that must not be printed: the whole of it, its first and last 16
-/// characters, and each of its dot-separated segments of 16 characters or more.
-fn forms(secret: &str) -> Vec<String> {
-    let mut forms = vec![secret.to_owned()];
-    if secret.len() > 16 {
-        forms.push(secret[..16].to_owned());
-        forms.push(secret[secret.len() - 16..].to_owned());
-    }
-    forms.extend(
-        secret
-            .split('.')
-            .filter(|s| s.len() >= 16)
-            .map(str::to_owned),
-    );
-    forms
-}
 
 /// Fails naming `what` if `text` holds any form of any of `secrets`.
 fn assert_clean(what: &str, text: &str, secrets: &[&str]) {

@@ -24,17 +24,6 @@ const MAX_RECORDED: usize = 1000;
 /// Lifetimes are capped so that `now + ttl` can never overflow a `SystemTime`.
 const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 86_400);
 
-const ENDPOINTS: [Endpoint; 8] = [
-    Endpoint::ClientToken,
-    Endpoint::Validate,
-    Endpoint::User,
-    Endpoint::Roles,
-    Endpoint::RolesRefresh,
-    Endpoint::Permissions,
-    Endpoint::PermissionsRefresh,
-    Endpoint::Logout,
-];
-
 /// What the builder fixed; read-only while the server runs.
 #[derive(Debug)]
 pub(super) struct Config {
@@ -304,7 +293,7 @@ fn answer(
         Ok(request) => request,
         Err(why) => return miso_error(400, why, "", None, &format!("fake-{}", shared.unique())),
     };
-    let endpoint = ENDPOINTS.into_iter().find(|e| e.path() == request.path);
+    let endpoint = Endpoint::ALL.into_iter().find(|e| e.path() == request.path);
     let fault = shared.arrive(endpoint, &request);
     let call = Call {
         shared,

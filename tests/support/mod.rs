@@ -255,3 +255,20 @@ impl Storage for FlakyStorage {
         self.inner.delete(key)
     }
 }
+
+/// Every form of `secret` that must not be printed or logged: the whole of it, its first and
+/// last 16 characters, and each of its dot-separated segments of 16 characters or more.
+pub fn secret_forms(secret: &str) -> Vec<String> {
+    let mut forms = vec![secret.to_owned()];
+    if secret.len() > 16 {
+        forms.push(secret[..16].to_owned());
+        forms.push(secret[secret.len() - 16..].to_owned());
+    }
+    forms.extend(
+        secret
+            .split('.')
+            .filter(|s| s.len() >= 16)
+            .map(str::to_owned),
+    );
+    forms
+}
