@@ -598,12 +598,14 @@ impl MisoClient {
     /// # Errors
     /// [`Error::Storage`] when the storage could not delete (every key is still tried).
     pub fn clear_user_cache(&self, token: &str) -> Result<()> {
-        let mut keys = vec![self.cache.keys.validation(token)];
-        for uid in self.user_ids_of(token) {
+        let validation = self.cache.keys.validation(token);
+        let mut keys = Vec::new();
+        for uid in self.user_ids_of(token, &validation) {
             for kind in [Kind::User, Kind::Roles, Kind::Permissions] {
                 keys.push(self.cache.keys.user_scoped(kind, &uid));
             }
         }
+        keys.push(validation);
         self.cache.delete_all(&keys)
     }
 
@@ -772,13 +774,12 @@ impl MisoClient {
             .is_some_and(|digest| constant_time_eq(&Sha256::digest(token.as_bytes()), &digest))
     }
 
-    /// The user ids whose entries belong to `token`: from its cached validation answer and
-    /// from its own claim.
-    fn user_ids_of(&self, token: &str) -> Vec<String> {
-        let key = self.cache.keys.validation(token);
+    /// The user ids whose entries belong to `token`: from its cached validation answer (under
+    /// `validation_key`) and from its own claim.
+    fn user_ids_of(&self, token: &str, validation_key: &str) -> Vec<String> {
         let cached = self
             .cache
-            .read(Kind::Validation, &key)
+            .read(Kind::Validation, validation_key)
             .and_then(|raw| {
                 crate::cache::decode_envelope::<Option<Principal>>(Kind::Validation, &raw)
             })
@@ -791,7 +792,7 @@ impl MisoClient {
 
     fn clear_user_scoped(&self, token: &str, kind: Kind) -> Result<()> {
         let keys: Vec<String> = self
-            .user_ids_of(token)
+            .user_ids_of(token, &self.cache.keys.validation(token))
             .iter()
             .map(|uid| self.cache.keys.user_scoped(kind, uid))
             .collect();
