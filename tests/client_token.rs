@@ -3,7 +3,7 @@
 
 mod support;
 
-use miso_client::testing::{FakeController, Fault};
+use miso_client::testing::{FakeController, FakeControllerBuilder, Fault};
 use miso_client::{Endpoint, ManualClock, MisoClient};
 use std::time::Duration;
 use support::{HOUR, Setup, builder_for};
@@ -30,17 +30,23 @@ fn client_token_is_fetched_once_for_many_calls() {
     assert!(issuer.header("authorization").is_none());
 }
 
-#[test]
-fn client_token_is_refreshed_before_it_expires() {
+/// A fake issuing client tokens as `configure` says, and a client that caches no validation
+/// answer, so every check reaches the controller with the client token.
+fn uncached(
+    configure: impl FnOnce(FakeControllerBuilder) -> FakeControllerBuilder,
+) -> (ManualClock, FakeController, MisoClient) {
     let clock = ManualClock::new();
-    let fake = FakeController::builder()
-        .clock(clock.clone())
-        .client_token_ttl(Duration::from_secs(600))
-        .build();
+    let fake = configure(FakeController::builder().clock(clock.clone())).build();
     let client = builder_for(&fake, &clock)
         .validation_ttl(Duration::ZERO)
         .build()
         .unwrap();
+    (clock, fake, client)
+}
+
+#[test]
+fn client_token_is_refreshed_before_it_expires() {
+    let (clock, fake, client) = uncached(|fake| fake.client_token_ttl(Duration::from_secs(600)));
     let token = fake.mint_token("alice", HOUR * 2);
     client.validate_token(&token).unwrap();
     clock.advance(Duration::from_secs(509));
@@ -62,15 +68,7 @@ fn client_token_is_refreshed_before_it_expires() {
 
 #[test]
 fn short_lived_client_token_is_refreshed_at_half_life_not_always() {
-    let clock = ManualClock::new();
-    let fake = FakeController::builder()
-        .clock(clock.clone())
-        .client_token_ttl(Duration::from_secs(60))
-        .build();
-    let client = builder_for(&fake, &clock)
-        .validation_ttl(Duration::ZERO)
-        .build()
-        .unwrap();
+    let (clock, fake, client) = uncached(|fake| fake.client_token_ttl(Duration::from_secs(60)));
     let token = fake.mint_token("alice", HOUR);
     for _ in 0..5 {
         client.validate_token(&token).unwrap();
@@ -83,16 +81,8 @@ fn short_lived_client_token_is_refreshed_at_half_life_not_always() {
 
 #[test]
 fn client_token_without_expires_in_is_not_treated_as_expired() {
-    let clock = ManualClock::new();
-    let fake = FakeController::builder()
-        .clock(clock.clone())
-        .omit_expires_in(true)
-        .flat_token_response(true)
-        .build();
-    let client = builder_for(&fake, &clock)
-        .validation_ttl(Duration::ZERO)
-        .build()
-        .unwrap();
+    let (_clock, fake, client) =
+        uncached(|fake| fake.omit_expires_in(true).flat_token_response(true));
     let token = fake.mint_token("alice", HOUR);
     for _ in 0..5 {
         assert!(client.validate_token(&token).unwrap());
