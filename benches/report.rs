@@ -266,7 +266,10 @@ fn cold_start(scale: &Scale) -> Row {
         result: format!(
             "{v} validations + {r} roles calls + {c} client token = {} calls ({} coalesced waits; {:.0} ms)",
             v + r + c,
-            stats.validation.coalesced_waits + stats.roles.coalesced_waits,
+            stats
+                .of(miso_client::AnswerKind::Validation)
+                .coalesced_waits
+                + stats.of(miso_client::AnswerKind::Roles).coalesced_waits,
             elapsed.as_secs_f64() * 1e3
         ),
         reference: "minimum: 50 + 50 + 1 = 101".into(),

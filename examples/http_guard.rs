@@ -187,7 +187,7 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!(
         "controller calls: {} (roles answered from the cache {} times)",
         stats.controller_calls(),
-        stats.roles.hits
+        stats.of(miso_client::AnswerKind::Roles).hits
     );
     for _ in 0..WORKERS {
         server.unblock();

@@ -78,7 +78,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stats = client.stats();
     println!(
         "cache hits: validation {}, user {}, roles {}, permissions {}",
-        stats.validation.hits, stats.user.hits, stats.roles.hits, stats.permissions.hits
+        stats.of(miso_client::AnswerKind::Validation).hits,
+        stats.of(miso_client::AnswerKind::User).hits,
+        stats.of(miso_client::AnswerKind::Roles).hits,
+        stats.of(miso_client::AnswerKind::Permissions).hits
     );
     Ok(())
 }

@@ -47,7 +47,12 @@ fn main() -> Result {
     );
 
     let admin = client.has_role(&token, "admin")?;
-    if client.stats().validation.storage_errors > 0 {
+    if client
+        .stats()
+        .of(miso_client::AnswerKind::Validation)
+        .storage_errors
+        > 0
+    {
         eprintln!("Redis at {redis_url} is not reachable: start one, or set REDIS_URL");
         std::process::exit(1);
     }
@@ -99,10 +104,14 @@ fn peer() -> Result {
         let after = client.stats();
         println!(
             "token valid: {valid}, admin: {admin} (cache hits: {}, misses: {}, controller calls: {})",
-            after.validation.hits + after.roles.hits - before.validation.hits - before.roles.hits,
-            after.validation.misses + after.roles.misses
-                - before.validation.misses
-                - before.roles.misses,
+            after.of(miso_client::AnswerKind::Validation).hits
+                + after.of(miso_client::AnswerKind::Roles).hits
+                - before.of(miso_client::AnswerKind::Validation).hits
+                - before.of(miso_client::AnswerKind::Roles).hits,
+            after.of(miso_client::AnswerKind::Validation).misses
+                + after.of(miso_client::AnswerKind::Roles).misses
+                - before.of(miso_client::AnswerKind::Validation).misses
+                - before.of(miso_client::AnswerKind::Roles).misses,
             after.controller_calls() - before.controller_calls(),
         );
     }

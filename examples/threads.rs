@@ -7,7 +7,7 @@
 //! ```
 
 use miso_client::testing::FakeController;
-use miso_client::{Endpoint, KindStats, MisoClient};
+use miso_client::{AnswerKind, Endpoint, MisoClient};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -84,19 +84,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{:<12} {:>8} {:>7} {:>9} {:>17} {:>16}",
         "answer", "hits", "misses", "hit rate", "controller calls", "coalesced waits"
     );
-    let row = |name: &str, kind: KindStats| {
+    for kind in [
+        AnswerKind::Validation,
+        AnswerKind::Roles,
+        AnswerKind::Permissions,
+    ] {
+        let counts = stats.of(kind);
         println!(
-            "{name:<12} {:>8} {:>7} {:>8.2}% {:>17} {:>16}",
-            kind.hits,
-            kind.misses,
-            kind.hit_rate() * 100.0,
-            kind.controller_calls,
-            kind.coalesced_waits
+            "{:<12} {:>8} {:>7} {:>8.2}% {:>17} {:>16}",
+            kind.name(),
+            counts.hits,
+            counts.misses,
+            counts.hit_rate() * 100.0,
+            counts.controller_calls,
+            counts.coalesced_waits
         );
-    };
-    row("validation", stats.validation);
-    row("roles", stats.roles);
-    row("permissions", stats.permissions);
+    }
     println!(
         "controller calls in all: {} (client token fetches: {}); the controller counted {}",
         stats.controller_calls(),

@@ -1,11 +1,10 @@
 //! [`Config`]: the client's settings as the official SDKs spell them, read from the
 //! environment or deserialized from a JSON/YAML config file.
 
-use crate::client::{
-    DEFAULT_PERMISSION_TTL, DEFAULT_ROLE_TTL, DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL, MisoClient,
-    MisoClientBuilder,
-};
+use crate::builder::MisoClientBuilder;
+use crate::controller::endpoint;
 use crate::error::{Error, Result};
+use crate::kind::{AnswerKind, Ttls};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -47,10 +46,11 @@ pub const DEFAULT_REDIS_PORT: u16 = 6379;
 /// | `cache.role_ttl` / `roleTTL` | seconds | 900 |
 /// | `cache.permission_ttl` / `permissionTTL` | seconds | 900 |
 ///
-/// TTLs are numbers of seconds (fractions allowed); zero turns caching of that kind off.
+/// TTLs are numbers of seconds (fractions allowed); zero turns caching of that kind off. Read
+/// them with [`ttl`](Config::ttl).
 ///
 /// ```
-/// use miso_client::Config;
+/// use miso_client::{AnswerKind, Config};
 /// use std::time::Duration;
 ///
 /// let config: Config = serde_json::from_str(r#"{
@@ -60,8 +60,8 @@ pub const DEFAULT_REDIS_PORT: u16 = 6379;
 ///     "logLevel": "info",
 ///     "cache": { "userTTL": 60, "role_ttl": 300, "roleTTL": 1 }
 /// }"#).unwrap();
-/// assert_eq!(config.user_ttl, Duration::from_secs(60));
-/// assert_eq!(config.role_ttl, Duration::from_secs(300)); // snake_case wins
+/// assert_eq!(config.ttl(AnswerKind::User), Duration::from_secs(60));
+/// assert_eq!(config.ttl(AnswerKind::Roles), Duration::from_secs(300)); // snake_case wins
 /// assert!(!format!("{config:?}").contains('…'));          // the secret is redacted
 ///
 /// let wrong = serde_json::from_str::<Config>(
@@ -90,14 +90,8 @@ pub struct Config {
     /// Where to cache: Redis when set, else an in-process
     /// [`MemoryStorage`](crate::MemoryStorage). Defaults to none.
     pub redis: Option<RedisConfig>,
-    /// Defaults to [`DEFAULT_VALIDATION_TTL`](crate::DEFAULT_VALIDATION_TTL) (120 s).
-    pub validation_ttl: Duration,
-    /// Defaults to [`DEFAULT_USER_TTL`](crate::DEFAULT_USER_TTL) (300 s).
-    pub user_ttl: Duration,
-    /// Defaults to [`DEFAULT_ROLE_TTL`](crate::DEFAULT_ROLE_TTL) (900 s).
-    pub role_ttl: Duration,
-    /// Defaults to [`DEFAULT_PERMISSION_TTL`](crate::DEFAULT_PERMISSION_TTL) (900 s).
-    pub permission_ttl: Duration,
+    /// One TTL per kind of answer; see [`ttl`](Config::ttl).
+    ttls: Ttls,
 }
 
 /// Where the Redis cache is: `REDIS_URL`, or `REDIS_HOST` with `REDIS_PORT`,
@@ -248,11 +242,19 @@ impl Config {
             client_token_uri: None,
             api_key: None,
             redis: None,
-            validation_ttl: DEFAULT_VALIDATION_TTL,
-            user_ttl: DEFAULT_USER_TTL,
-            role_ttl: DEFAULT_ROLE_TTL,
-            permission_ttl: DEFAULT_PERMISSION_TTL,
+            ttls: Ttls::default(),
         }
+    }
+
+    /// How long answers of `kind` are cached. Defaults to [`AnswerKind::default_ttl`]
+    /// ([`DEFAULT_VALIDATION_TTL`](crate::DEFAULT_VALIDATION_TTL) and friends).
+    pub fn ttl(&self, kind: AnswerKind) -> Duration {
+        self.ttls.of(kind)
+    }
+
+    /// Sets how long answers of `kind` are cached; zero turns caching of that kind off.
+    pub fn set_ttl(&mut self, kind: AnswerKind, ttl: Duration) {
+        self.ttls.set(kind, ttl);
     }
 
     /// Reads the process environment; see [`from_env_with`](Self::from_env_with).
@@ -317,11 +319,8 @@ impl Config {
 
         let controller_url =
             get("MISO_CONTROLLER_URL").ok_or_else(|| missing("MISO_CONTROLLER_URL"))?;
-        if !is_http_url(&controller_url) {
-            return Err(Error::Config(
-                "MISO_CONTROLLER_URL must be an http:// or https:// URL".into(),
-            ));
-        }
+        let controller_url =
+            endpoint::check_url(&controller_url, "MISO_CONTROLLER_URL").map_err(Error::Config)?;
         let client_id = get("MISO_CLIENTID")
             .or_else(|| get("MISO_CLIENT_ID"))
             .ok_or_else(|| missing("MISO_CLIENTID (or MISO_CLIENT_ID)"))?;
@@ -346,12 +345,10 @@ impl Config {
     /// [`Error::Config`] when Redis is configured but its URL is malformed, or the crate was
     /// built without its `redis` feature. Missing credentials are reported by `build()`.
     pub fn into_builder(self) -> Result<MisoClientBuilder> {
-        let mut builder = MisoClient::builder()
-            .controller_url(self.controller_url)
-            .validation_ttl(self.validation_ttl)
-            .user_ttl(self.user_ttl)
-            .role_ttl(self.role_ttl)
-            .permission_ttl(self.permission_ttl);
+        let mut builder = MisoClientBuilder::new().controller_url(self.controller_url);
+        for kind in AnswerKind::ALL {
+            builder = builder.ttl(kind, self.ttls.of(kind));
+        }
         if let Some(id) = self.client_id {
             builder = builder.client_id(id);
         }
@@ -395,21 +392,9 @@ impl Config {
             config.redis = Some(redis.redis()?);
         }
         if let Some(cache) = top.section("cache")? {
-            let ttls = [
-                (
-                    &mut config.validation_ttl,
-                    &["validation_ttl", "validationTTL", "tokenValidationTTL"][..],
-                ),
-                (&mut config.user_ttl, &["user_ttl", "userTTL"][..]),
-                (&mut config.role_ttl, &["role_ttl", "roleTTL"][..]),
-                (
-                    &mut config.permission_ttl,
-                    &["permission_ttl", "permissionTTL"][..],
-                ),
-            ];
-            for (field, names) in ttls {
-                if let Some(ttl) = cache.seconds(names)? {
-                    *field = ttl;
+            for kind in AnswerKind::ALL {
+                if let Some(ttl) = cache.seconds(kind.spec().config_keys)? {
+                    config.set_ttl(kind, ttl);
                 }
             }
         }
@@ -437,19 +422,9 @@ impl fmt::Debug for Config {
             .field("client_token_uri", &self.client_token_uri)
             .field("api_key", &redacted(&self.api_key))
             .field("redis", &self.redis)
-            .field("validation_ttl", &self.validation_ttl)
-            .field("user_ttl", &self.user_ttl)
-            .field("role_ttl", &self.role_ttl)
-            .field("permission_ttl", &self.permission_ttl)
+            .field("ttls", &self.ttls)
             .finish()
     }
-}
-
-fn is_http_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    rest.is_some_and(|rest| !rest.trim_matches('/').is_empty())
 }
 
 /// Checks a Redis URL as the storage will parse it; the message names `origin`, never the
@@ -627,8 +602,11 @@ mod tests {
         assert_eq!(config.client_token_uri, None);
         assert_eq!(config.api_key, None);
         assert_eq!(config.redis, None);
-        assert_eq!(config.user_ttl, DEFAULT_USER_TTL);
-        assert_eq!(config.validation_ttl, DEFAULT_VALIDATION_TTL);
+        assert_eq!(config.ttl(AnswerKind::User), crate::DEFAULT_USER_TTL);
+        assert_eq!(
+            config.ttl(AnswerKind::Validation),
+            crate::DEFAULT_VALIDATION_TTL
+        );
     }
 
     #[test]
@@ -768,10 +746,10 @@ mod tests {
         assert_eq!(ts.client_id.as_deref(), Some("id"));
         assert_eq!(ts.client_token_uri.as_deref(), Some("/custom/token"));
         assert_eq!(ts.api_key.as_deref(), Some("k"));
-        assert_eq!(ts.role_ttl, Duration::from_secs(60));
-        assert_eq!(ts.permission_ttl, Duration::from_secs(61));
-        assert_eq!(ts.validation_ttl, Duration::from_secs(62));
-        assert_eq!(ts.user_ttl, Duration::from_secs(63));
+        assert_eq!(ts.ttl(AnswerKind::Roles), Duration::from_secs(60));
+        assert_eq!(ts.ttl(AnswerKind::Permissions), Duration::from_secs(61));
+        assert_eq!(ts.ttl(AnswerKind::Validation), Duration::from_secs(62));
+        assert_eq!(ts.ttl(AnswerKind::User), Duration::from_secs(63));
         let redis = ts.redis.unwrap();
         assert_eq!(redis.host.as_deref(), Some("r"));
         assert_eq!((redis.port, redis.db), (6380, 3));
@@ -786,10 +764,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             (
-                py.role_ttl,
-                py.permission_ttl,
-                py.validation_ttl,
-                py.user_ttl
+                py.ttl(AnswerKind::Roles),
+                py.ttl(AnswerKind::Permissions),
+                py.ttl(AnswerKind::Validation),
+                py.ttl(AnswerKind::User)
             ),
             (
                 Duration::from_secs(1),
@@ -808,7 +786,7 @@ mod tests {
                 r#"{{"controllerUrl":"http://c","cache":{cache}}}"#
             ))
             .unwrap()
-            .user_ttl
+            .ttl(AnswerKind::User)
         };
         assert_eq!(ttl("{}"), Duration::from_secs(300));
         assert_eq!(ttl(r#"{"user_ttl":10}"#), Duration::from_secs(10));
@@ -832,7 +810,7 @@ mod tests {
                 r#"{{"controllerUrl":"http://c","cache":{cache}}}"#
             ))
             .unwrap()
-            .validation_ttl
+            .ttl(AnswerKind::Validation)
         };
         assert_eq!(ttl(r#"{"tokenValidationTTL":3}"#), Duration::from_secs(3));
         assert_eq!(

@@ -1,75 +1,12 @@
 //! The crate's one error type, with the endpoint it came from and predicates to branch on.
 
+use crate::Endpoint;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A `Result` whose error is this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Which controller call an error came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Endpoint {
-    /// `POST /api/v1/auth/token` (or the configured `client_token_uri`): the client-token issuer.
-    ClientToken,
-    /// `POST /api/v1/auth/validate`.
-    Validate,
-    /// `GET /api/v1/auth/user`.
-    User,
-    /// `GET /api/v1/auth/roles`.
-    Roles,
-    /// `GET /api/v1/auth/roles/refresh`.
-    RolesRefresh,
-    /// `GET /api/v1/auth/permissions`.
-    Permissions,
-    /// `GET /api/v1/auth/permissions/refresh`.
-    PermissionsRefresh,
-    /// `POST /api/v1/auth/logout`.
-    Logout,
-}
-
-impl Endpoint {
-    /// Every endpoint, in the order above.
-    pub const ALL: [Endpoint; 8] = [
-        Endpoint::ClientToken,
-        Endpoint::Validate,
-        Endpoint::User,
-        Endpoint::Roles,
-        Endpoint::RolesRefresh,
-        Endpoint::Permissions,
-        Endpoint::PermissionsRefresh,
-        Endpoint::Logout,
-    ];
-
-    /// The endpoint's default path below the controller root.
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::ClientToken => "/api/v1/auth/token",
-            Endpoint::Validate => "/api/v1/auth/validate",
-            Endpoint::User => "/api/v1/auth/user",
-            Endpoint::Roles => "/api/v1/auth/roles",
-            Endpoint::RolesRefresh => "/api/v1/auth/roles/refresh",
-            Endpoint::Permissions => "/api/v1/auth/permissions",
-            Endpoint::PermissionsRefresh => "/api/v1/auth/permissions/refresh",
-            Endpoint::Logout => "/api/v1/auth/logout",
-        }
-    }
-
-    /// The HTTP method the client uses for this endpoint.
-    pub fn method(self) -> &'static str {
-        match self {
-            Endpoint::ClientToken | Endpoint::Validate | Endpoint::Logout => "POST",
-            _ => "GET",
-        }
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.method(), self.path())
-    }
-}
 
 /// What the controller said in a non-2xx answer, parsed from whichever of its error shapes
 /// it used (the Miso shape, RFC 7807, the wrapped form), or a short excerpt of anything else.
@@ -111,7 +48,8 @@ impl ErrorBody {
 
 /// Why a storage call failed. Returned by [`Storage`](crate::Storage) implementations.
 ///
-/// The client treats a storage failure on the answer path as a cache miss (caching.md rule 2);
+/// The client treats a storage failure on the answer path as a cache miss (`ARCHITECTURE.md`,
+/// "Rules");
 /// it reaches the caller only from explicit cache operations (`clear_*`, `logout`).
 #[derive(Debug, Clone)]
 pub struct StorageError {

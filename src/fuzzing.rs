@@ -9,14 +9,14 @@
 //! decoder that accepts the wrong thing is caught, not only one that panics.
 
 use crate::cache::{decode_envelope, encode_envelope};
-use crate::client::Principal;
-use crate::controller::{
-    decode_client_token, decode_logout, decode_permissions, decode_roles, decode_user,
-    decode_validation, parse_error_body,
+use crate::controller::decode::{
+    decode_client_token, decode_list, decode_logout, decode_user, decode_validation,
+    parse_error_body,
 };
 use crate::jwt::{self, MAX_TOKEN_LEN, TokenError};
+use crate::kind::AnswerKind as Kind;
 use crate::models::UserInfo;
-use crate::stats::Kind;
+use crate::steps::Principal;
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -300,8 +300,12 @@ pub fn responses(data: &[u8]) {
     check_client_token(data, oracle.as_ref());
     check_validation(data, oracle.as_ref());
     check_user_answer(data, oracle.as_ref());
-    check_list(oracle.as_ref(), "roles", decode_roles(data));
-    check_list(oracle.as_ref(), "permissions", decode_permissions(data));
+    check_list(oracle.as_ref(), "roles", decode_list(data, "roles"));
+    check_list(
+        oracle.as_ref(),
+        "permissions",
+        decode_list(data, "permissions"),
+    );
     assert_eq!(decode_logout(data), Ok(()), "a 2xx logout is always fine");
     check_error_body(data, value.as_ref());
 }

@@ -80,7 +80,7 @@
 //!     "clientId": "ctrl-dev-my-app", "clientSecret": "…",
 //!     "cache": { "userTTL": 600, "permission_ttl": 300 }
 //! }"#).expect("a valid config");
-//! assert_eq!(config.user_ttl, Duration::from_secs(600));
+//! assert_eq!(config.ttl(miso_client::AnswerKind::User), Duration::from_secs(600));
 //! let client = config.into_builder()?.timeout(Duration::from_secs(2)).build()?;
 //! # Ok::<(), miso_client::Error>(())
 //! ```
@@ -280,36 +280,45 @@
 //! client.get_roles(&token)?;
 //! client.get_roles(&token)?;
 //! let stats = client.stats();
-//! assert_eq!((stats.roles.hits, stats.roles.misses), (1, 1));
-//! println!("roles hit rate {:.0}%", stats.roles.hit_rate() * 100.0);
+//! assert_eq!((stats.of(miso_client::AnswerKind::Roles).hits, stats.of(miso_client::AnswerKind::Roles).misses), (1, 1));
+//! println!("roles hit rate {:.0}%", stats.of(miso_client::AnswerKind::Roles).hit_rate() * 100.0);
 //! # Ok::<(), miso_client::Error>(())
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod builder;
 mod cache;
 mod client;
 mod clock;
 mod config;
 mod controller;
+mod defaults;
 mod error;
+mod flight;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jwt;
+mod kind;
 mod models;
 mod secret;
 mod stats;
+mod steps;
 mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use client::{
-    DEFAULT_CLIENT_TOKEN_URI, DEFAULT_PERMISSION_TTL, DEFAULT_ROLE_TTL, DEFAULT_TIMEOUT,
-    DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL, MisoClient, MisoClientBuilder,
-};
+pub use builder::MisoClientBuilder;
+pub use client::MisoClient;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, DEFAULT_REDIS_PORT, RedisConfig};
-pub use error::{Endpoint, Error, ErrorBody, Result, StorageError};
+pub use controller::Endpoint;
+pub use defaults::{
+    DEFAULT_CLIENT_TOKEN_URI, DEFAULT_PERMISSION_TTL, DEFAULT_ROLE_TTL, DEFAULT_TIMEOUT,
+    DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL,
+};
+pub use error::{Error, ErrorBody, Result, StorageError};
+pub use kind::AnswerKind;
 pub use models::UserInfo;
 pub use stats::{CacheStats, KindStats};
 pub use storage::{DEFAULT_MAX_ENTRIES, MemoryStorage, MemoryStorageBuilder, NoopStorage, Storage};

@@ -1,32 +1,9 @@
 //! Counters of what the cache did, cheap enough to bump on every hit.
 
-use crate::error::Endpoint;
+use crate::Endpoint;
+use crate::kind::{AnswerKind, KINDS};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-/// The four kinds of answer the client caches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Validation,
-    User,
-    Roles,
-    Permissions,
-}
-
-impl Kind {
-    pub(crate) const ALL: [Kind; 4] =
-        [Kind::Validation, Kind::User, Kind::Roles, Kind::Permissions];
-
-    /// The kind's name in keys, envelopes and logs.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Kind::Validation => "token_validation",
-            Kind::User => "user",
-            Kind::Roles => "roles",
-            Kind::Permissions => "permissions",
-        }
-    }
-}
 
 /// What the cache did for one kind of answer since the client was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,17 +34,19 @@ impl KindStats {
 }
 
 /// A snapshot of [`MisoClient::stats`](crate::MisoClient::stats).
+///
+/// ```
+/// # use miso_client::{AnswerKind, CacheStats};
+/// fn report(stats: &CacheStats) {
+///     for kind in AnswerKind::ALL {
+///         println!("{kind}: {:.0}% hits", stats.of(kind).hit_rate() * 100.0);
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
-    /// Token validation.
-    pub validation: KindStats,
-    /// User info (`get_user_info`).
-    pub user: KindStats,
-    /// Roles.
-    pub roles: KindStats,
-    /// Permissions.
-    pub permissions: KindStats,
+    kinds: [KindStats; KINDS],
     /// Client tokens fetched from the issuer.
     pub client_token_fetches: u64,
     /// Logout calls made to the controller.
@@ -75,18 +54,41 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
-    /// Every controller call: the four kinds, client-token fetches and logouts.
+    /// What the cache did for answers of `kind`.
+    pub fn of(&self, kind: AnswerKind) -> KindStats {
+        self.kinds[kind.index()]
+    }
+
+    /// Every controller call: every kind's, client-token fetches and logouts.
     pub fn controller_calls(&self) -> u64 {
-        [self.validation, self.user, self.roles, self.permissions]
-            .iter()
-            .map(|k| k.controller_calls)
-            .sum::<u64>()
+        self.kinds.iter().map(|k| k.controller_calls).sum::<u64>()
             + self.client_token_fetches
             + self.logout_calls
     }
 }
 
+/// The counters kept per kind, in the order of [`KindStats`]' fields.
+#[derive(Clone, Copy)]
+enum Counter {
+    Hit,
+    Miss,
+    ControllerCall,
+    Coalesced,
+    StorageError,
+}
+
 const COUNTERS: usize = 5;
+
+/// Controller calls that serve no kind of answer, counted in a row of their own.
+#[derive(Clone, Copy)]
+enum OtherCall {
+    ClientToken,
+    Logout,
+}
+
+/// One row per kind, then the row of [`OtherCall`]s.
+const ROWS: usize = KINDS + 1;
+const OTHER_ROW: usize = KINDS;
 const STRIPES: usize = 8;
 
 /// One cache line of counters per stripe; threads spread over stripes so concurrent hits do
@@ -94,10 +96,6 @@ const STRIPES: usize = 8;
 #[repr(align(128))]
 #[derive(Default)]
 struct Stripe([[AtomicU64; COUNTERS]; ROWS]);
-
-/// One row per kind, then one for calls that are no kind's (client token, logout).
-const ROWS: usize = 5;
-const OTHER_ROW: usize = 4;
 
 #[derive(Default)]
 pub(crate) struct Stats {
@@ -118,61 +116,58 @@ fn stripe_index() -> usize {
 }
 
 impl Stats {
-    fn bump(&self, kind: Kind, counter: usize) {
-        debug_assert!(counter != 2, "controller calls are counted by endpoint");
-        self.stripes[stripe_index()].0[kind as usize][counter].fetch_add(1, Ordering::Relaxed);
+    fn bump(&self, row: usize, column: usize) {
+        self.stripes[stripe_index()].0[row][column].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn hit(&self, kind: Kind) {
-        self.bump(kind, 0);
+    fn count(&self, kind: AnswerKind, counter: Counter) {
+        self.bump(kind.index(), counter as usize);
     }
-    pub(crate) fn miss(&self, kind: Kind) {
-        self.bump(kind, 1);
+
+    pub(crate) fn hit(&self, kind: AnswerKind) {
+        self.count(kind, Counter::Hit);
     }
+    pub(crate) fn miss(&self, kind: AnswerKind) {
+        self.count(kind, Counter::Miss);
+    }
+    pub(crate) fn coalesced(&self, kind: AnswerKind) {
+        self.count(kind, Counter::Coalesced);
+    }
+    pub(crate) fn storage_error(&self, kind: AnswerKind) {
+        self.count(kind, Counter::StorageError);
+    }
+
     /// Counts a request to `endpoint`, under the kind of answer it serves.
     pub(crate) fn controller_call(&self, endpoint: Endpoint) {
-        let (row, counter) = match endpoint {
-            Endpoint::Validate => (Kind::Validation as usize, 2),
-            Endpoint::User => (Kind::User as usize, 2),
-            Endpoint::Roles | Endpoint::RolesRefresh => (Kind::Roles as usize, 2),
-            Endpoint::Permissions | Endpoint::PermissionsRefresh => (Kind::Permissions as usize, 2),
-            Endpoint::ClientToken => (OTHER_ROW, 0),
-            Endpoint::Logout => (OTHER_ROW, 1),
-        };
-        self.stripes[stripe_index()].0[row][counter].fetch_add(1, Ordering::Relaxed);
+        match (AnswerKind::answered_by(endpoint), endpoint) {
+            (Some(kind), _) => self.count(kind, Counter::ControllerCall),
+            (None, Endpoint::Logout) => self.bump(OTHER_ROW, OtherCall::Logout as usize),
+            (None, _) => self.bump(OTHER_ROW, OtherCall::ClientToken as usize),
+        }
     }
-    pub(crate) fn coalesced(&self, kind: Kind) {
-        self.bump(kind, 3);
-    }
-    pub(crate) fn storage_error(&self, kind: Kind) {
-        self.bump(kind, 4);
+
+    fn sum(&self, row: usize, column: usize) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.0[row][column].load(Ordering::Relaxed))
+            .sum()
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {
-        let sum = |row: usize, c: usize| -> u64 {
-            self.stripes
-                .iter()
-                .map(|s| s.0[row][c].load(Ordering::Relaxed))
-                .sum()
-        };
-        let of = |kind: Kind| {
-            let sum = |c: usize| sum(kind as usize, c);
+        let of = |kind: AnswerKind| {
+            let sum = |counter: Counter| self.sum(kind.index(), counter as usize);
             KindStats {
-                hits: sum(0),
-                misses: sum(1),
-                controller_calls: sum(2),
-                coalesced_waits: sum(3),
-                storage_errors: sum(4),
+                hits: sum(Counter::Hit),
+                misses: sum(Counter::Miss),
+                controller_calls: sum(Counter::ControllerCall),
+                coalesced_waits: sum(Counter::Coalesced),
+                storage_errors: sum(Counter::StorageError),
             }
         };
-        let [validation, user, roles, permissions] = Kind::ALL.map(of);
         CacheStats {
-            validation,
-            user,
-            roles,
-            permissions,
-            client_token_fetches: sum(OTHER_ROW, 0),
-            logout_calls: sum(OTHER_ROW, 1),
+            kinds: AnswerKind::ALL.map(of),
+            client_token_fetches: self.sum(OTHER_ROW, OtherCall::ClientToken as usize),
+            logout_calls: self.sum(OTHER_ROW, OtherCall::Logout as usize),
         }
     }
 }

@@ -293,8 +293,8 @@ fn failing_storage_still_gives_correct_answers() {
         assert!(!client.validate_token(&bad).unwrap());
     }
     let stats = client.stats();
-    assert!(stats.validation.storage_errors > 0);
-    assert!(stats.roles.storage_errors > 0);
+    assert!(stats.of(miso_client::AnswerKind::Validation).storage_errors > 0);
+    assert!(stats.of(miso_client::AnswerKind::Roles).storage_errors > 0);
     // Explicit invalidation is where the caller must learn that the storage failed.
     let err = client.clear_user_cache(&token).unwrap_err();
     assert!(err.is_storage(), "{err}");
@@ -622,10 +622,15 @@ fn stats_count_hits_misses_and_calls() {
         s.client.has_role(&token, "a").unwrap();
     }
     let stats = s.client.stats();
-    assert_eq!(stats.roles.misses, 1);
-    assert_eq!(stats.roles.hits, 2);
-    assert_eq!(stats.roles.controller_calls, 1);
-    assert_eq!(stats.validation.controller_calls, 1);
+    assert_eq!(stats.of(miso_client::AnswerKind::Roles).misses, 1);
+    assert_eq!(stats.of(miso_client::AnswerKind::Roles).hits, 2);
+    assert_eq!(stats.of(miso_client::AnswerKind::Roles).controller_calls, 1);
+    assert_eq!(
+        stats
+            .of(miso_client::AnswerKind::Validation)
+            .controller_calls,
+        1
+    );
     assert_eq!(stats.client_token_fetches, 1);
     assert_eq!(stats.controller_calls(), 3);
 }

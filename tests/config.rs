@@ -86,7 +86,11 @@ fn user_ttl_from_a_config_document_in_either_spelling_drives_the_cache() {
             fake.client_secret()
         );
         let config: Config = serde_json::from_str(&document).unwrap();
-        assert_eq!(config.user_ttl, Duration::from_secs(ttl), "{cache}");
+        assert_eq!(
+            config.ttl(miso_client::AnswerKind::User),
+            Duration::from_secs(ttl),
+            "{cache}"
+        );
         let client = config
             .into_builder()
             .unwrap()

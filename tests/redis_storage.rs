@@ -764,9 +764,9 @@ fn a_second_client_on_the_same_redis_gets_a_hit() {
         "the second client asked Redis, not the controller"
     );
     let stats = b.stats();
-    assert_eq!(stats.roles.hits, 2);
-    assert_eq!(stats.validation.hits, 2);
-    assert_eq!(stats.roles.misses, 0);
+    assert_eq!(stats.of(miso_client::AnswerKind::Roles).hits, 2);
+    assert_eq!(stats.of(miso_client::AnswerKind::Validation).hits, 2);
+    assert_eq!(stats.of(miso_client::AnswerKind::Roles).misses, 0);
 }
 
 #[test]
@@ -990,7 +990,10 @@ fn with_a_fallback_controller_calls_stay_minimal_during_an_outage() {
         "one controller call per answer for the whole outage"
     );
     assert_eq!(
-        client.stats().roles.storage_errors,
+        client
+            .stats()
+            .of(miso_client::AnswerKind::Roles)
+            .storage_errors,
         0,
         "the fallback answered"
     );

@@ -81,7 +81,13 @@ fn cold_keys_make_one_call_per_key(threads: usize) {
         "{threads} threads: one roles call per user"
     );
     let stats = client.stats();
-    assert!(stats.validation.coalesced_waits > 0, "{stats:?}");
+    assert!(
+        stats
+            .of(miso_client::AnswerKind::Validation)
+            .coalesced_waits
+            > 0,
+        "{stats:?}"
+    );
 }
 
 #[test]
@@ -115,7 +121,13 @@ fn a_failing_fetch_wakes_every_waiter_with_its_error_and_is_not_remembered() {
         "every waiter got the leader's error: {results:?}"
     );
     assert_eq!(s.fake.calls(Endpoint::Validate), 1);
-    assert_eq!(client.stats().validation.coalesced_waits, 15);
+    assert_eq!(
+        client
+            .stats()
+            .of(miso_client::AnswerKind::Validation)
+            .coalesced_waits,
+        15
+    );
     assert!(
         client.validate_token(&token).unwrap(),
         "the next call tries again"

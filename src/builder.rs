@@ -1,0 +1,250 @@
+//! [`MisoClientBuilder`]: every setting of a client, checked once by `build()`.
+
+use crate::MisoClient;
+use crate::cache::{Cache, Parts};
+use crate::clock::{Clock, SystemClock};
+use crate::controller::{Controller, Credentials, endpoint};
+use crate::defaults::{DEFAULT_CLIENT_TOKEN_URI, DEFAULT_TIMEOUT};
+use crate::error::{Error, Result};
+use crate::kind::{AnswerKind, Ttls};
+use crate::secret::Secret;
+use crate::stats::Stats;
+use crate::storage::{MemoryStorage, Storage};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Configures a [`MisoClient`]. Obtain with [`MisoClient::builder`].
+///
+/// `build()` only checks the settings; it does no network I/O.
+pub struct MisoClientBuilder {
+    controller_url: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    client_token: Option<Secret>,
+    client_token_uri: String,
+    storage: Option<Arc<dyn Storage>>,
+    clock: Arc<dyn Clock>,
+    ttls: Ttls,
+    key_prefix: Option<String>,
+    timeout: Duration,
+    api_key: Option<Secret>,
+}
+
+impl MisoClientBuilder {
+    pub(crate) fn new() -> Self {
+        Self {
+            controller_url: None,
+            client_id: None,
+            client_secret: None,
+            client_token: None,
+            client_token_uri: DEFAULT_CLIENT_TOKEN_URI.to_owned(),
+            storage: None,
+            clock: Arc::new(SystemClock),
+            ttls: Ttls::default(),
+            key_prefix: None,
+            timeout: DEFAULT_TIMEOUT,
+            api_key: None,
+        }
+    }
+
+    /// The controller's root URL, e.g. `https://controller.example.com` or
+    /// `https://host/miso`; trailing slashes are trimmed. Required.
+    pub fn controller_url(mut self, url: impl Into<String>) -> Self {
+        self.controller_url = Some(url.into());
+        self
+    }
+
+    /// The application's client id. Required with [`client_secret`](Self::client_secret);
+    /// also makes the default key prefix `miso:{client_id}:`. Defaults to none.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// The application's client secret, exchanged for client tokens at the issuer. Never
+    /// printed. Defaults to none.
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.client_secret = Some(Secret::new(secret.into()));
+        self
+    }
+
+    /// A pre-issued client token, used instead of a client id and secret (it is never
+    /// refreshed). Never printed. Defaults to none.
+    pub fn client_token(mut self, token: impl Into<String>) -> Self {
+        self.client_token = Some(Secret::new(token.into()));
+        self
+    }
+
+    /// The issuer's path below the controller root. Defaults to
+    /// [`DEFAULT_CLIENT_TOKEN_URI`](crate::DEFAULT_CLIENT_TOKEN_URI).
+    pub fn client_token_uri(mut self, path: impl Into<String>) -> Self {
+        self.client_token_uri = path.into();
+        self
+    }
+
+    /// Where cache entries live. Defaults to a [`MemoryStorage`] on the builder's clock.
+    pub fn storage(mut self, storage: impl Storage + 'static) -> Self {
+        self.storage = Some(Arc::new(storage));
+        self
+    }
+
+    /// Where time comes from. Defaults to [`SystemClock`]; tests pass a
+    /// [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long answers of `kind` are cached; zero disables caching of that kind. Defaults
+    /// to [`AnswerKind::default_ttl`]. The shorthands below set one kind each.
+    pub fn ttl(mut self, kind: AnswerKind, ttl: Duration) -> Self {
+        self.ttls.set(kind, ttl);
+        self
+    }
+
+    /// The longest a validation answer is cached; the token's own `exp` shortens it (see the
+    /// crate docs). Zero disables validation caching. Defaults to
+    /// [`DEFAULT_VALIDATION_TTL`](crate::DEFAULT_VALIDATION_TTL) (120 s).
+    pub fn validation_ttl(self, ttl: Duration) -> Self {
+        self.ttl(AnswerKind::Validation, ttl)
+    }
+
+    /// How long user info is cached. Zero disables it. Defaults to
+    /// [`DEFAULT_USER_TTL`](crate::DEFAULT_USER_TTL) (300 s).
+    pub fn user_ttl(self, ttl: Duration) -> Self {
+        self.ttl(AnswerKind::User, ttl)
+    }
+
+    /// How long roles are cached. Zero disables it. Defaults to
+    /// [`DEFAULT_ROLE_TTL`](crate::DEFAULT_ROLE_TTL) (900 s).
+    pub fn role_ttl(self, ttl: Duration) -> Self {
+        self.ttl(AnswerKind::Roles, ttl)
+    }
+
+    /// How long permissions are cached. Zero disables it. Defaults to
+    /// [`DEFAULT_PERMISSION_TTL`](crate::DEFAULT_PERMISSION_TTL) (900 s).
+    pub fn permission_ttl(self, ttl: Duration) -> Self {
+        self.ttl(AnswerKind::Permissions, ttl)
+    }
+
+    /// The prefix of every storage key. Defaults to `miso:{client_id}:` when a client id is
+    /// set (so applications sharing a Redis never read each other's entries), else `miso:`.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = Some(prefix.into());
+        self
+    }
+
+    /// The whole-request timeout of each controller call (connect, send, receive). Must be
+    /// more than zero. Defaults to [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT) (10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// For test environments only: a token equal to this key validates as `true` without the
+    /// cache or the controller, and has no user, roles or permissions. Compared in constant
+    /// time; never printed. Defaults to none (off).
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(Secret::new(key.into()));
+        self
+    }
+
+    /// Checks the settings and builds the client. No network I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting when the controller URL is missing or not
+    /// `http(s)://`, when neither a client token nor a client id with a secret is given, or
+    /// when the timeout is zero.
+    pub fn build(self) -> Result<MisoClient> {
+        let url = match self.controller_url.as_deref().map(str::trim) {
+            None | Some("") => Err("controller_url is required".to_owned()),
+            Some(url) => endpoint::check_url(url, "controller_url"),
+        }
+        .map_err(Error::Config)?;
+        let client_id = self.client_id.clone().filter(|id| !id.trim().is_empty());
+        let credentials = credentials(
+            self.client_token.clone(),
+            &client_id,
+            self.client_secret.clone(),
+        )?;
+        if self.timeout.is_zero() {
+            return Err(Error::Config("timeout must be more than zero".into()));
+        }
+        let stats = Arc::new(Stats::default());
+        let controller = Controller::new(
+            &url,
+            &self.client_token_uri,
+            credentials,
+            Arc::clone(&self.clock),
+            self.timeout,
+            Arc::clone(&stats),
+        );
+        let api_key = self
+            .api_key
+            .as_ref()
+            .map(|key| Sha256::digest(key.expose()).into());
+        let cache = self.into_cache(client_id.as_deref(), Arc::clone(&stats));
+        Ok(MisoClient::new(
+            controller, cache, stats, client_id, api_key,
+        ))
+    }
+
+    /// The cache of a checked builder.
+    fn into_cache(self, client_id: Option<&str>, stats: Arc<Stats>) -> Cache {
+        let clock = self.clock;
+        Cache::new(Parts {
+            storage: self.storage.unwrap_or_else(|| {
+                Arc::new(MemoryStorage::builder().clock(Arc::clone(&clock)).build())
+            }),
+            clock,
+            prefix: self.key_prefix.unwrap_or_else(|| match client_id {
+                Some(id) => format!("miso:{id}:"),
+                None => "miso:".to_owned(),
+            }),
+            ttls: self.ttls,
+            stats,
+            // A coalesced wait covers the leader's client-token fetch, its call and one retry.
+            wait_bound: self.timeout * 3 + Duration::from_secs(1),
+        })
+    }
+}
+
+/// How the application proves itself: a pre-issued client token, else a client id with a
+/// secret.
+fn credentials(
+    token: Option<Secret>,
+    client_id: &Option<String>,
+    secret: Option<Secret>,
+) -> Result<Credentials> {
+    match (token, client_id, secret) {
+        (Some(token), _, _) if !token.expose().is_empty() => Ok(Credentials::Token(token)),
+        (_, Some(id), Some(secret)) if !secret.expose().is_empty() => Ok(Credentials::Secret {
+            client_id: id.clone(),
+            secret,
+        }),
+        (_, None, Some(_)) => Err(Error::Config(
+            "client_secret is set but client_id is missing".into(),
+        )),
+        _ => Err(Error::Config(
+            "credentials are required: client_id and client_secret, or client_token".into(),
+        )),
+    }
+}
+
+impl fmt::Debug for MisoClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MisoClientBuilder")
+            .field("controller_url", &self.controller_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("client_token", &self.client_token)
+            .field("storage", &self.storage)
+            .field("ttls", &self.ttls)
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("api_key", &self.api_key)
+            .finish()
+    }
+}

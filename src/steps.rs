@@ -1,0 +1,259 @@
+//! The steps the public questions share: validate the token (through the flow, under the
+//! token's hash), then fetch a user-scoped answer (through the flow, under the validated user
+//! id). The views below let a hit decode only what its question needs.
+
+use crate::Endpoint;
+use crate::cache::{Read, View, validation_ttl};
+use crate::client::MisoClient;
+use crate::controller::decode;
+use crate::error::{Error, Result};
+use crate::jwt::{self, MAX_TOKEN_LEN};
+use crate::kind::AnswerKind;
+use crate::models::UserInfo;
+use crate::secret::constant_time_eq;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// The validation answer as it is cached (by token hash): who the validated token is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Principal {
+    /// The id roles, permissions and user info are keyed by: the validated user's id, else
+    /// the token's own claim (trustworthy once the controller accepted the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) user: Option<UserInfo>,
+}
+
+/// A validation answer read only for its user id (role, permission and user-info lookups):
+/// a hit then decodes no profile.
+#[derive(Deserialize)]
+pub(crate) struct Uid {
+    #[serde(default)]
+    pub(crate) uid: Option<String>,
+}
+
+impl View<Option<Principal>> for Option<Uid> {
+    fn of(principal: Option<Principal>) -> Self {
+        principal.map(|p| Uid { uid: p.uid })
+    }
+}
+
+/// A validation answer read only for being there (`validate_token`).
+pub(crate) struct Valid;
+
+impl<'de> Deserialize<'de> for Valid {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Valid)
+    }
+}
+
+impl View<Option<Principal>> for Option<Valid> {
+    fn of(principal: Option<Principal>) -> Self {
+        principal.map(|_| Valid)
+    }
+}
+
+/// Who a token is, once checked, seen through the view `V` of its validation answer.
+pub(crate) enum Identity<V> {
+    /// The configured API key (test environments): authenticated, nobody in particular.
+    ApiKey,
+    User(V),
+}
+
+/// Whether a list answer may come from the cache, or must come from the controller's refresh
+/// endpoint (`refresh_roles`, `refresh_permissions`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fetch {
+    Cached,
+    Refresh,
+}
+
+impl Fetch {
+    /// The field of `data` holding the list of `kind`, and the endpoint to ask.
+    fn of_list(self, kind: AnswerKind) -> (&'static str, Endpoint) {
+        let spec = kind.spec();
+        match (spec.list_field, self, spec.refresh) {
+            (Some(field), Fetch::Refresh, Some(refresh)) => (field, refresh),
+            (Some(field), _, _) => (field, spec.endpoint),
+            (None, _, _) => unreachable!("{kind} is not a list"),
+        }
+    }
+}
+
+impl MisoClient {
+    /// Validates `token` through the flow: `None` if it is not valid. `prefetched` is the
+    /// validation key and its value when the caller already read them in a batch.
+    pub(crate) fn identify<V>(
+        &self,
+        token: &str,
+        prefetched: Option<(String, Option<Vec<u8>>)>,
+    ) -> Result<Option<Identity<V>>>
+    where
+        Option<V>: View<Option<Principal>>,
+    {
+        if token.len() > MAX_TOKEN_LEN {
+            // Refused before hashing, so a huge token costs nothing.
+            log::debug!(target: "miso_client::client", "token refused: longer than {MAX_TOKEN_LEN} bytes");
+            return Ok(None);
+        }
+        if self.is_api_key(token) {
+            return Ok(Some(Identity::ApiKey));
+        }
+        let (key, read) = match prefetched {
+            Some((key, raw)) => (key, Read::Prefetched(raw)),
+            None => (self.cache.keys().validation(token), Read::Storage),
+        };
+        let kind = AnswerKind::Validation;
+        let seen: Option<V> = self
+            .cache
+            .flow(kind, &key, read, kind.spec().endpoint, || {
+                self.fetch_validation(token)
+            })?;
+        Ok(seen.map(Identity::User))
+    }
+
+    /// Asks the controller whether `token` is valid, after the local checks; the answer and
+    /// how long it may be cached (only valid answers are).
+    fn fetch_validation(&self, token: &str) -> Result<(Option<Principal>, Duration)> {
+        let not_valid = Ok((None, Duration::ZERO));
+        let now = self.cache.now();
+        let claims = match jwt::decode_unverified(token) {
+            Ok(claims) if claims.is_expired_at(now) => Err("past its exp".to_owned()),
+            checked => checked.map_err(|reason| reason.to_string()),
+        };
+        let Ok(claims) = claims.inspect_err(|reason| {
+            log::debug!(target: "miso_client::client", "token refused locally: {reason}");
+        }) else {
+            return not_valid;
+        };
+        let body = serde_json::json!({ "token": token }).to_string();
+        let endpoint = AnswerKind::Validation.spec().endpoint;
+        let answer = self
+            .controller
+            .call(endpoint, Some(token), Some(body.as_bytes()))?;
+        if answer.is_bearer_rejection() {
+            return not_valid;
+        }
+        let Some(user) = answer.decode(endpoint, decode::decode_validation)? else {
+            return not_valid;
+        };
+        let uid = user.as_ref().map(|u| u.id.clone()).or(claims.user_id);
+        let ttl = validation_ttl(
+            self.cache.ttl(AnswerKind::Validation),
+            claims.expires_at,
+            now,
+        );
+        Ok((Some(Principal { uid, user }), ttl))
+    }
+
+    /// A list answer (roles, permissions): validate, then the list keyed by the validated
+    /// user id.
+    pub(crate) fn list(&self, token: &str, kind: AnswerKind, fetch: Fetch) -> Result<Vec<String>> {
+        let (field, endpoint) = fetch.of_list(kind);
+        let batch = (fetch == Fetch::Cached)
+            .then(|| self.read_batch(token, kind))
+            .flatten();
+        let uid = match self.identify(token, batch.as_ref().map(|b| b.validation.clone()))? {
+            None => {
+                return Err(Error::Unauthenticated {
+                    endpoint: Endpoint::Validate,
+                });
+            }
+            Some(Identity::ApiKey) => return Ok(Vec::new()),
+            Some(Identity::User(Uid { uid })) => uid,
+        };
+        let read = match batch {
+            _ if fetch == Fetch::Refresh => Read::Skip,
+            Some(batch) if uid.as_deref() == Some(&batch.guess.0) => {
+                Read::Prefetched(batch.guess.1)
+            }
+            _ => Read::Storage,
+        };
+        self.user_scoped(kind, uid, read, endpoint, || {
+            let answer = self.controller.call(endpoint, Some(token), None)?;
+            if answer.is_bearer_rejection() {
+                return Err(Error::Unauthenticated { endpoint });
+            }
+            let list = answer.decode(endpoint, |body| decode::decode_list(body, field))?;
+            Ok((list, self.cache.ttl(kind)))
+        })
+    }
+
+    /// On a storage with costly round trips, a check reads both of its entries at once,
+    /// guessing the list's key from the token's claim; the guess is used only if validation
+    /// confirms it.
+    fn read_batch(&self, token: &str, kind: AnswerKind) -> Option<Batch> {
+        if !self.cache.prefers_batched_reads()
+            || self.cache.ttl(kind).is_zero()
+            || token.len() > MAX_TOKEN_LEN
+        {
+            return None;
+        }
+        let uid = jwt::decode_unverified(token).ok()?.user_id?;
+        let keys = self.cache.keys();
+        let (vkey, lkey) = (keys.validation(token), keys.user_scoped(kind, &uid));
+        let mut values = self.cache.read_many(kind, &[&vkey, &lkey]);
+        let guess = (uid, values.pop().flatten());
+        Some(Batch {
+            validation: (vkey, values.pop().flatten()),
+            guess,
+        })
+    }
+
+    /// An answer of a user-scoped `kind` for the validated `uid`: through the flow when there
+    /// is an id to key it by, else fetched and not cached (nothing to key it by).
+    pub(crate) fn user_scoped<T>(
+        &self,
+        kind: AnswerKind,
+        uid: Option<String>,
+        read: Read,
+        endpoint: Endpoint,
+        fetch: impl FnOnce() -> Result<(T, Duration)>,
+    ) -> Result<T>
+    where
+        T: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        match uid {
+            Some(uid) => {
+                let key = self.cache.keys().user_scoped(kind, &uid);
+                self.cache.flow(kind, &key, read, endpoint, fetch)
+            }
+            None => fetch().map(|(value, _)| value),
+        }
+    }
+
+    fn is_api_key(&self, token: &str) -> bool {
+        self.api_key_digest()
+            .is_some_and(|digest| constant_time_eq(&Sha256::digest(token.as_bytes()), digest))
+    }
+
+    /// The keys of `kinds` for every user id `token` may belong to: the one its cached
+    /// validation answer names and its own claim (deleting can only make answers fresher).
+    pub(crate) fn user_keys(
+        &self,
+        token: &str,
+        kinds: impl Iterator<Item = AnswerKind> + Clone,
+    ) -> Vec<String> {
+        let validation = AnswerKind::Validation;
+        let cached = self
+            .cache
+            .peek::<Option<Principal>>(validation, &self.cache.keys().validation(token))
+            .and_then(|principal| principal?.uid);
+        let claimed = jwt::decode_unverified(token).ok().and_then(|c| c.user_id);
+        let mut ids: Vec<String> = cached.into_iter().chain(claimed).collect();
+        ids.dedup();
+        let keys = self.cache.keys();
+        ids.iter()
+            .flat_map(|uid| kinds.clone().map(move |kind| keys.user_scoped(kind, uid)))
+            .collect()
+    }
+}
+
+/// A check's entries read in one batch: the validation key and value, and the guessed user
+/// id with the value under its list key.
+struct Batch {
+    validation: (String, Option<Vec<u8>>),
+    guess: (String, Option<Vec<u8>>),
+}
