@@ -211,6 +211,13 @@ impl MisoClientBuilder {
     }
 }
 
+impl MisoClient {
+    /// A builder with the defaults documented on each setter.
+    pub fn builder() -> MisoClientBuilder {
+        MisoClientBuilder::new()
+    }
+}
+
 /// How the application proves itself: a pre-issued client token, else a client id with a
 /// secret.
 fn credentials(

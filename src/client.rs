@@ -2,15 +2,14 @@
 //! they share live in `steps.rs`.
 
 use crate::Endpoint;
-use crate::builder::MisoClientBuilder;
 use crate::cache::{Cache, Read};
-use crate::config::Config;
 use crate::controller::{Controller, decode};
 use crate::error::Result;
 use crate::kind::AnswerKind;
+use crate::kind::Fetch;
 use crate::models::UserInfo;
+use crate::principal::{Identity, Principal, Uid, Valid};
 use crate::stats::{CacheStats, Stats};
-use crate::steps::{Fetch, Identity, Principal, Uid, Valid};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,33 +59,6 @@ impl MisoClient {
     /// The SHA-256 digest of the configured API key, if any.
     pub(crate) fn api_key_digest(&self) -> Option<&[u8; 32]> {
         self.api_key_digest.as_ref()
-    }
-
-    /// A builder with the defaults documented on each setter.
-    pub fn builder() -> MisoClientBuilder {
-        MisoClientBuilder::new()
-    }
-
-    /// A client configured from the official SDKs' environment variables
-    /// (`MISO_CONTROLLER_URL`, `MISO_CLIENTID`, `MISO_CLIENTSECRET`, `REDIS_URL`, …; see
-    /// [`Config::from_env_with`]), caching in Redis when `REDIS_URL` or `REDIS_HOST` is set,
-    /// else in memory. No network I/O.
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming the variable that is missing or malformed (never quoting its
-    /// value).
-    pub fn from_env() -> Result<MisoClient> {
-        Self::from_config(Config::from_env()?)
-    }
-
-    /// A client with the settings of `config` (for example deserialized from the JSON or YAML
-    /// config the other SDKs read). Use [`Config::into_builder`] to adjust more. No network
-    /// I/O.
-    ///
-    /// # Errors
-    /// [`Error::Config`] as [`Config::into_builder`] and [`MisoClientBuilder::build`].
-    pub fn from_config(config: Config) -> Result<MisoClient> {
-        config.into_builder()?.build()
     }
 
     /// What the cache did so far: hits, misses, controller calls, coalesced waits and storage

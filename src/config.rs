@@ -1,6 +1,7 @@
 //! [`Config`]: the client's settings as the official SDKs spell them, read from the
 //! environment or deserialized from a JSON/YAML config file.
 
+use crate::MisoClient;
 use crate::builder::MisoClientBuilder;
 use crate::controller::endpoint;
 use crate::error::{Error, Result};
@@ -399,6 +400,30 @@ impl Config {
             }
         }
         Ok(config)
+    }
+}
+
+impl MisoClient {
+    /// A client configured from the official SDKs' environment variables
+    /// (`MISO_CONTROLLER_URL`, `MISO_CLIENTID`, `MISO_CLIENTSECRET`, `REDIS_URL`, …; see
+    /// [`Config::from_env_with`]), caching in Redis when `REDIS_URL` or `REDIS_HOST` is set,
+    /// else in memory. No network I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the variable that is missing or malformed (never quoting its
+    /// value).
+    pub fn from_env() -> Result<MisoClient> {
+        Self::from_config(Config::from_env()?)
+    }
+
+    /// A client with the settings of `config` (for example deserialized from the JSON or YAML
+    /// config the other SDKs read). Use [`Config::into_builder`] to adjust more. No network
+    /// I/O.
+    ///
+    /// # Errors
+    /// [`Error::Config`] as [`Config::into_builder`] and [`MisoClientBuilder::build`].
+    pub fn from_config(config: Config) -> Result<MisoClient> {
+        config.into_builder()?.build()
     }
 }
 

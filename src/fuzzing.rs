@@ -16,7 +16,7 @@ use crate::controller::decode::{
 use crate::jwt::{self, MAX_TOKEN_LEN, TokenError};
 use crate::kind::AnswerKind as Kind;
 use crate::models::UserInfo;
-use crate::steps::Principal;
+use crate::principal::Principal;
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde::de::{self, DeserializeOwned, IgnoredAny, MapAccess, SeqAccess, Visitor};

@@ -131,6 +131,26 @@ impl fmt::Display for AnswerKind {
     }
 }
 
+/// Whether a list answer may come from the cache, or must come from the controller's refresh
+/// endpoint (`refresh_roles`, `refresh_permissions`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fetch {
+    Cached,
+    Refresh,
+}
+
+impl Fetch {
+    /// The field of `data` holding the list of `kind`, and the endpoint to ask.
+    pub(crate) fn of_list(self, kind: AnswerKind) -> (&'static str, Endpoint) {
+        let spec = kind.spec();
+        match (spec.list_field, self, spec.refresh) {
+            (Some(field), Fetch::Refresh, Some(refresh)) => (field, refresh),
+            (Some(field), _, _) => (field, spec.endpoint),
+            (None, _, _) => unreachable!("{kind} is not a list"),
+        }
+    }
+}
+
 /// One TTL per kind; zero turns caching of that kind off.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Ttls([Duration; KINDS]);

@@ -301,6 +301,7 @@ pub mod fuzzing;
 pub mod jwt;
 mod kind;
 mod models;
+mod principal;
 mod secret;
 mod stats;
 mod steps;

@@ -8,79 +8,12 @@ use crate::client::MisoClient;
 use crate::controller::decode;
 use crate::error::{Error, Result};
 use crate::jwt::{self, MAX_TOKEN_LEN};
-use crate::kind::AnswerKind;
-use crate::models::UserInfo;
+use crate::kind::{AnswerKind, Fetch};
+use crate::principal::{Identity, Principal, Uid};
 use crate::secret::constant_time_eq;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-
-/// The validation answer as it is cached (by token hash): who the validated token is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Principal {
-    /// The id roles, permissions and user info are keyed by: the validated user's id, else
-    /// the token's own claim (trustworthy once the controller accepted the token).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) uid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) user: Option<UserInfo>,
-}
-
-/// A validation answer read only for its user id (role, permission and user-info lookups):
-/// a hit then decodes no profile.
-#[derive(Deserialize)]
-pub(crate) struct Uid {
-    #[serde(default)]
-    pub(crate) uid: Option<String>,
-}
-
-impl View<Option<Principal>> for Option<Uid> {
-    fn of(principal: Option<Principal>) -> Self {
-        principal.map(|p| Uid { uid: p.uid })
-    }
-}
-
-/// A validation answer read only for being there (`validate_token`).
-pub(crate) struct Valid;
-
-impl<'de> Deserialize<'de> for Valid {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(d).map(|_| Valid)
-    }
-}
-
-impl View<Option<Principal>> for Option<Valid> {
-    fn of(principal: Option<Principal>) -> Self {
-        principal.map(|_| Valid)
-    }
-}
-
-/// Who a token is, once checked, seen through the view `V` of its validation answer.
-pub(crate) enum Identity<V> {
-    /// The configured API key (test environments): authenticated, nobody in particular.
-    ApiKey,
-    User(V),
-}
-
-/// Whether a list answer may come from the cache, or must come from the controller's refresh
-/// endpoint (`refresh_roles`, `refresh_permissions`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fetch {
-    Cached,
-    Refresh,
-}
-
-impl Fetch {
-    /// The field of `data` holding the list of `kind`, and the endpoint to ask.
-    fn of_list(self, kind: AnswerKind) -> (&'static str, Endpoint) {
-        let spec = kind.spec();
-        match (spec.list_field, self, spec.refresh) {
-            (Some(field), Fetch::Refresh, Some(refresh)) => (field, refresh),
-            (Some(field), _, _) => (field, spec.endpoint),
-            (None, _, _) => unreachable!("{kind} is not a list"),
-        }
-    }
-}
 
 impl MisoClient {
     /// Validates `token` through the flow: `None` if it is not valid. `prefetched` is the
