@@ -298,6 +298,7 @@ pub mod fuzzing;
 pub mod jwt;
 mod models;
 mod secret;
+mod settings;
 mod stats;
 mod storage;
 #[cfg(feature = "testing")]
@@ -308,10 +309,13 @@ pub use client::{
     DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL, MisoClient, MisoClientBuilder,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, DEFAULT_REDIS_PORT, RedisConfig};
+pub use config::Config;
 pub use error::{Endpoint, Error, ErrorBody, Result, StorageError};
 pub use models::UserInfo;
 pub use stats::{CacheStats, KindStats};
-pub use storage::{DEFAULT_MAX_ENTRIES, MemoryStorage, MemoryStorageBuilder, NoopStorage, Storage};
+pub use storage::{
+    DEFAULT_MAX_ENTRIES, DEFAULT_REDIS_PORT, MemoryStorage, MemoryStorageBuilder, NoopStorage,
+    RedisConfig, Storage,
+};
 #[cfg(feature = "redis")]
 pub use storage::{RedisStorage, RedisStorageBuilder};
