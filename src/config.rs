@@ -6,13 +6,12 @@ use crate::builder::MisoClientBuilder;
 use crate::controller::endpoint;
 use crate::error::{Error, Result};
 use crate::kind::{AnswerKind, Ttls};
+use crate::settings::{Section, Source};
+use crate::storage::RedisConfig;
 use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::fmt;
 use std::time::Duration;
-
-/// Default Redis port when only `REDIS_HOST` (or `redis.host`) is given.
-pub const DEFAULT_REDIS_PORT: u16 = 6379;
 
 /// The client's settings in the shape the official TypeScript and Python SDKs use, so one
 /// environment or one config file serves every service whatever its language.
@@ -93,142 +92,6 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     /// One TTL per kind of answer; see [`ttl`](Config::ttl).
     ttls: Ttls,
-}
-
-/// Where the Redis cache is: `REDIS_URL`, or `REDIS_HOST` with `REDIS_PORT`,
-/// `REDIS_PASSWORD` and `REDIS_DB`, as the official SDKs read them; in a config file, the
-/// `redis` object (`url`, or `host`, `port`, `password`, `db`; and `key_prefix` /
-/// `keyPrefix`).
-///
-/// When [`url`](Self::url) is set it is used alone and the host fields are ignored.
-/// `Debug` never shows the password (nor a URL that carries one).
-#[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RedisConfig {
-    /// `redis://[[user]:password@]host[:port][/db]` (also `rediss://`, `unix://`). Takes
-    /// precedence over the host fields. Defaults to none.
-    pub url: Option<String>,
-    /// The Redis host. Defaults to none.
-    pub host: Option<String>,
-    /// Defaults to [`DEFAULT_REDIS_PORT`] (6379).
-    pub port: u16,
-    /// Defaults to none.
-    pub password: Option<String>,
-    /// The database number. Defaults to 0.
-    pub db: u32,
-    /// The prefix of the client's keys (`REDIS_KEY_PREFIX`); see
-    /// [`MisoClientBuilder::key_prefix`]. Defaults to none: `miso:{client_id}:`. Setting it to
-    /// the prefix another SDK uses makes the two overwrite each other's entries, since their
-    /// value formats differ.
-    pub key_prefix: Option<String>,
-}
-
-impl RedisConfig {
-    /// Redis at `url` (see [`url`](Self::url)); other fields at their defaults.
-    pub fn from_url(url: impl Into<String>) -> Self {
-        Self {
-            url: Some(url.into()),
-            ..Self::empty()
-        }
-    }
-
-    /// Redis on `host`, port 6379, database 0, no password.
-    pub fn from_host(host: impl Into<String>) -> Self {
-        Self {
-            host: Some(host.into()),
-            ..Self::empty()
-        }
-    }
-
-    /// Reads `REDIS_URL`, else `REDIS_HOST` with `REDIS_PORT`, `REDIS_PASSWORD` and
-    /// `REDIS_DB`, and `REDIS_KEY_PREFIX`, through `var`; `None` when neither `REDIS_URL` nor
-    /// `REDIS_HOST` is set. Empty or blank values count as unset. This is the one place the
-    /// crate reads these variables ([`Config::from_env_with`] and
-    /// [`RedisStorage::builder_from_env_map`](crate::RedisStorage::builder_from_env_map) both
-    /// come here).
-    ///
-    /// ```
-    /// use miso_client::RedisConfig;
-    ///
-    /// let redis = RedisConfig::from_env_with(|name| match name {
-    ///     "REDIS_HOST" => Some("redis.internal".to_owned()),
-    ///     "REDIS_PORT" => Some("6380".to_owned()),
-    ///     _ => None,
-    /// })?
-    /// .expect("REDIS_HOST is set");
-    /// assert_eq!((redis.host.as_deref(), redis.port, redis.db), (Some("redis.internal"), 6380, 0));
-    /// assert_eq!(RedisConfig::from_env_with(|_| None)?, None);
-    /// # Ok::<(), miso_client::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming the variable when `REDIS_URL` is not a Redis URL this crate
-    /// can use, `REDIS_PORT` is not a port number or `REDIS_DB` not a database number. Values
-    /// are never quoted, so a password cannot leak into the message.
-    pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<Option<RedisConfig>> {
-        let get = |name: &str| {
-            var(name)
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
-        };
-        let mut redis = if let Some(url) = get("REDIS_URL") {
-            check_redis_url(&url, "REDIS_URL").map_err(Error::Config)?;
-            RedisConfig::from_url(url)
-        } else if let Some(host) = get("REDIS_HOST") {
-            let mut redis = RedisConfig::from_host(host);
-            if let Some(port) = get("REDIS_PORT") {
-                redis.port = port.parse().ok().filter(|p| *p != 0).ok_or_else(|| {
-                    Error::Config("REDIS_PORT must be a port number (1-65535)".into())
-                })?;
-            }
-            if let Some(db) = get("REDIS_DB") {
-                redis.db = db.parse().map_err(|_| {
-                    Error::Config("REDIS_DB must be a database number (0, 1, …)".into())
-                })?;
-            }
-            // Not trimmed: a password may legitimately end in a space.
-            redis.password = var("REDIS_PASSWORD").filter(|p| !p.trim().is_empty());
-            redis
-        } else {
-            return Ok(None);
-        };
-        redis.key_prefix = get("REDIS_KEY_PREFIX");
-        Ok(Some(redis))
-    }
-
-    fn empty() -> Self {
-        Self {
-            url: None,
-            host: None,
-            port: DEFAULT_REDIS_PORT,
-            password: None,
-            db: 0,
-            key_prefix: None,
-        }
-    }
-}
-
-impl fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConfig")
-            .field("url", &self.url.as_deref().map(redact_url))
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
-            .field("db", &self.db)
-            .field("key_prefix", &self.key_prefix)
-            .finish()
-    }
-}
-
-/// A URL with whatever sits between `://` and the last `@` (user and password) hidden.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}[redacted]{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 impl Config {
@@ -376,10 +239,7 @@ impl Config {
         let root = value
             .as_object()
             .ok_or("the configuration must be an object (a map of keys)")?;
-        let top = Section {
-            map: root,
-            path: "",
-        };
+        let top = Section::new(root, "");
         let controller_url = top
             .string(&["controller_url", "controllerUrl"])?
             .ok_or("controller_url (or controllerUrl) is required")?;
@@ -390,7 +250,7 @@ impl Config {
         config.client_token_uri = top.string(&["client_token_uri", "clientTokenUri"])?;
         config.api_key = top.string(&["api_key", "apiKey"])?;
         if let Some(redis) = top.section("redis")? {
-            config.redis = Some(redis.redis()?);
+            config.redis = Some(RedisConfig::from_section(&redis)?);
         }
         if let Some(cache) = top.section("cache")? {
             for kind in AnswerKind::ALL {
@@ -452,24 +312,6 @@ impl fmt::Debug for Config {
     }
 }
 
-/// Checks a Redis URL as the storage will parse it; the message names `origin`, never the
-/// URL (it may carry a password).
-fn check_redis_url(url: &str, origin: &str) -> std::result::Result<(), String> {
-    #[cfg(feature = "redis")]
-    return crate::storage::check_redis_url(url, origin);
-    #[cfg(not(feature = "redis"))]
-    return if ["redis://", "unix://", "redis+unix://"]
-        .iter()
-        .any(|scheme| url.starts_with(scheme) && url.len() > scheme.len())
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "{origin} is not a valid Redis URL (expected redis://[:password@]host:port/db)"
-        ))
-    };
-}
-
 #[cfg(feature = "redis")]
 fn with_redis(builder: MisoClientBuilder, redis: RedisConfig) -> Result<MisoClientBuilder> {
     let storage = crate::RedisStorageBuilder::from_config(&redis, "the Redis url").build()?;
@@ -487,105 +329,6 @@ fn with_redis(_builder: MisoClientBuilder, _redis: RedisConfig) -> Result<MisoCl
          without its `redis` feature"
             .into(),
     ))
-}
-
-/// One object of a config document, with its path for error messages.
-struct Section<'a> {
-    map: &'a Map<String, Value>,
-    path: &'a str,
-}
-
-impl<'a> Section<'a> {
-    fn name(&self, key: &str) -> String {
-        format!("{}{key}", self.path)
-    }
-
-    /// The first of `names` that is present and not null: snake_case first, by convention.
-    fn first(&self, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
-        names.iter().find_map(|name| match self.map.get(*name) {
-            None | Some(Value::Null) => None,
-            Some(value) => Some((*name, value)),
-        })
-    }
-
-    fn string(&self, names: &[&'static str]) -> std::result::Result<Option<String>, String> {
-        match self.first(names) {
-            None => Ok(None),
-            Some((_, Value::String(s))) => Ok(Some(s.clone())),
-            Some((name, _)) => Err(format!("{} must be a string", self.name(name))),
-        }
-    }
-
-    fn seconds(&self, names: &[&'static str]) -> std::result::Result<Option<Duration>, String> {
-        let Some((name, value)) = self.first(names) else {
-            return Ok(None);
-        };
-        value
-            .as_f64()
-            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-            .map(Some)
-            .ok_or_else(|| {
-                format!(
-                    "{} must be a number of seconds (0 or more)",
-                    self.name(name)
-                )
-            })
-    }
-
-    fn integer<T: TryFrom<u64>>(
-        &self,
-        names: &[&'static str],
-        what: &str,
-    ) -> std::result::Result<Option<T>, String> {
-        let Some((name, value)) = self.first(names) else {
-            return Ok(None);
-        };
-        value
-            .as_u64()
-            .and_then(|n| T::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| format!("{} must be {what}", self.name(name)))
-    }
-
-    fn section(&self, key: &'static str) -> std::result::Result<Option<Section<'a>>, String> {
-        match self.first(&[key]) {
-            None => Ok(None),
-            Some((_, Value::Object(map))) => Ok(Some(Section {
-                map,
-                path: match key {
-                    "redis" => "redis.",
-                    "cache" => "cache.",
-                    _ => "",
-                },
-            })),
-            Some((name, _)) => Err(format!("{} must be an object", self.name(name))),
-        }
-    }
-
-    /// The `redis` object: `url`, or `host` with `port`, `password`, `db`.
-    fn redis(&self) -> std::result::Result<RedisConfig, String> {
-        let mut redis = if let Some(url) = self.string(&["url"])? {
-            check_redis_url(&url, "redis.url")?;
-            RedisConfig::from_url(url)
-        } else if let Some(host) = self.string(&["host"])? {
-            let mut redis = RedisConfig::from_host(host);
-            if let Some(port) = self.integer::<u16>(&["port"], "a port number (1-65535)")? {
-                if port == 0 {
-                    return Err("redis.port must be a port number (1-65535)".into());
-                }
-                redis.port = port;
-            }
-            redis.db = self
-                .integer(&["db"], "a database number (0, 1, …)")?
-                .unwrap_or(0);
-            redis.password = self.string(&["password"])?;
-            redis
-        } else {
-            return Err("redis needs a url or a host".into());
-        };
-        redis.key_prefix = self.string(&["key_prefix", "keyPrefix"])?;
-        Ok(redis)
-    }
 }
 
 #[cfg(test)]

@@ -303,6 +303,7 @@ mod kind;
 mod models;
 mod principal;
 mod secret;
+mod settings;
 mod stats;
 mod steps;
 mod storage;
@@ -312,7 +313,7 @@ pub mod testing;
 pub use builder::MisoClientBuilder;
 pub use client::MisoClient;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Config, DEFAULT_REDIS_PORT, RedisConfig};
+pub use config::Config;
 pub use controller::Endpoint;
 pub use defaults::{
     DEFAULT_CLIENT_TOKEN_URI, DEFAULT_PERMISSION_TTL, DEFAULT_ROLE_TTL, DEFAULT_TIMEOUT,
@@ -322,6 +323,9 @@ pub use error::{Error, ErrorBody, Result, StorageError};
 pub use kind::AnswerKind;
 pub use models::UserInfo;
 pub use stats::{CacheStats, KindStats};
-pub use storage::{DEFAULT_MAX_ENTRIES, MemoryStorage, MemoryStorageBuilder, NoopStorage, Storage};
+pub use storage::{
+    DEFAULT_MAX_ENTRIES, DEFAULT_REDIS_PORT, MemoryStorage, MemoryStorageBuilder, NoopStorage,
+    RedisConfig, Storage,
+};
 #[cfg(feature = "redis")]
 pub use storage::{RedisStorage, RedisStorageBuilder};

@@ -8,12 +8,12 @@ use std::time::Duration;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod redis_config;
 
 pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStorage, MemoryStorageBuilder};
 #[cfg(feature = "redis")]
-pub(crate) use redis::check_url as check_redis_url;
-#[cfg(feature = "redis")]
 pub use redis::{RedisStorage, RedisStorageBuilder};
+pub use redis_config::{DEFAULT_REDIS_PORT, RedisConfig};
 
 /// A key–value store for cache entries, shared by every thread of a client.
 ///
