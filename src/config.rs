@@ -6,7 +6,7 @@ use crate::builder::MisoClientBuilder;
 use crate::controller::endpoint;
 use crate::error::{Error, Result};
 use crate::kind::{AnswerKind, Ttls};
-use crate::settings::{Section, Source};
+use crate::settings::{Env, Field, Section, Source};
 use crate::storage::RedisConfig;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
@@ -172,32 +172,34 @@ impl Config {
     /// `REDIS_PORT` not a port number or `REDIS_DB` not a database number. Values are never
     /// quoted, so a secret cannot leak into the message.
     pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<Config> {
-        let get = |name: &str| {
-            var(name)
-                .map(|value| value.trim().to_owned())
-                .filter(|value| !value.is_empty())
+        let env = Env(var);
+        let missing = |names: &str| format!("{names} is not set");
+        let read = || {
+            let url = env
+                .string(CONTROLLER_URL)?
+                .ok_or_else(|| missing("MISO_CONTROLLER_URL"))?;
+            let config = Config::read(&env, endpoint::check_url(&url, "MISO_CONTROLLER_URL")?)?;
+            if config.client_id.is_none() {
+                return Err(missing("MISO_CLIENTID (or MISO_CLIENT_ID)"));
+            }
+            if config.client_secret.is_none() {
+                return Err(missing("MISO_CLIENTSECRET (or MISO_CLIENT_SECRET)"));
+            }
+            Ok(config)
         };
-        // Secrets are kept byte for byte: a password may legitimately end in a space.
-        let secret = |name: &str| var(name).filter(|value| !value.trim().is_empty());
-        let missing = |names: &str| Error::Config(format!("{names} is not set"));
+        let mut config = read().map_err(Error::Config)?;
+        config.redis = RedisConfig::from_env_with(&env.0)?;
+        Ok(config)
+    }
 
-        let controller_url =
-            get("MISO_CONTROLLER_URL").ok_or_else(|| missing("MISO_CONTROLLER_URL"))?;
-        let controller_url =
-            endpoint::check_url(&controller_url, "MISO_CONTROLLER_URL").map_err(Error::Config)?;
-        let client_id = get("MISO_CLIENTID")
-            .or_else(|| get("MISO_CLIENT_ID"))
-            .ok_or_else(|| missing("MISO_CLIENTID (or MISO_CLIENT_ID)"))?;
-        let client_secret = secret("MISO_CLIENTSECRET")
-            .or_else(|| secret("MISO_CLIENT_SECRET"))
-            .ok_or_else(|| missing("MISO_CLIENTSECRET (or MISO_CLIENT_SECRET)"))?;
-
+    /// The settings both sources have, read through the one reader of settings.
+    fn read(source: &impl Source, controller_url: String) -> std::result::Result<Config, String> {
         let mut config = Config::new(controller_url);
-        config.client_id = Some(client_id);
-        config.client_secret = Some(client_secret);
-        config.client_token_uri = get("MISO_CLIENT_TOKEN_URI");
-        config.api_key = secret("MISO_API_KEY").or_else(|| secret("API_KEY"));
-        config.redis = RedisConfig::from_env_with(&var)?;
+        config.client_id = source.string(CLIENT_ID)?;
+        config.client_secret = source.secret(CLIENT_SECRET)?;
+        config.client_token = source.secret(CLIENT_TOKEN)?;
+        config.client_token_uri = source.string(CLIENT_TOKEN_URI)?;
+        config.api_key = source.secret(API_KEY)?;
         Ok(config)
     }
 
@@ -241,14 +243,9 @@ impl Config {
             .ok_or("the configuration must be an object (a map of keys)")?;
         let top = Section::new(root, "");
         let controller_url = top
-            .string(&["controller_url", "controllerUrl"])?
+            .string(CONTROLLER_URL)?
             .ok_or("controller_url (or controllerUrl) is required")?;
-        let mut config = Config::new(controller_url);
-        config.client_id = top.string(&["client_id", "clientId"])?;
-        config.client_secret = top.string(&["client_secret", "clientSecret"])?;
-        config.client_token = top.string(&["client_token", "clientToken"])?;
-        config.client_token_uri = top.string(&["client_token_uri", "clientTokenUri"])?;
-        config.api_key = top.string(&["api_key", "apiKey"])?;
+        let mut config = Config::read(&top, controller_url)?;
         if let Some(redis) = top.section("redis")? {
             config.redis = Some(RedisConfig::from_section(&redis)?);
         }
@@ -262,6 +259,32 @@ impl Config {
         Ok(config)
     }
 }
+
+/// The settings of [`Config`] as the SDKs spell them, in the environment and in config files.
+const CONTROLLER_URL: Field<'static> = Field {
+    env: &["MISO_CONTROLLER_URL"],
+    keys: &["controller_url", "controllerUrl"],
+};
+const CLIENT_ID: Field<'static> = Field {
+    env: &["MISO_CLIENTID", "MISO_CLIENT_ID"],
+    keys: &["client_id", "clientId"],
+};
+const CLIENT_SECRET: Field<'static> = Field {
+    env: &["MISO_CLIENTSECRET", "MISO_CLIENT_SECRET"],
+    keys: &["client_secret", "clientSecret"],
+};
+const CLIENT_TOKEN: Field<'static> = Field {
+    env: &[],
+    keys: &["client_token", "clientToken"],
+};
+const CLIENT_TOKEN_URI: Field<'static> = Field {
+    env: &["MISO_CLIENT_TOKEN_URI"],
+    keys: &["client_token_uri", "clientTokenUri"],
+};
+const API_KEY: Field<'static> = Field {
+    env: &["MISO_API_KEY", "API_KEY"],
+    keys: &["api_key", "apiKey"],
+};
 
 impl MisoClient {
     /// A client configured from the official SDKs' environment variables
