@@ -2,6 +2,7 @@
 //! test binary) records every record at every level while every public method of
 //! `MisoClient` runs through hits, misses and failures.
 
+#[path = "it/support/mod.rs"]
 mod support;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};

@@ -3,7 +3,7 @@
 //! line and its mistakes; `errors` configuration and controller failures.
 #![cfg(feature = "cli")]
 
-#[path = "../support/mod.rs"]
+#[path = "../it/support/mod.rs"]
 mod support;
 
 mod errors;

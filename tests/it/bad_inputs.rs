@@ -5,8 +5,7 @@
 //! For every row: no panic, no hang past the configured timeout, the documented `Ok`/`Err`,
 //! and no "denied" (`false`, `None`, `[]`) that is really an error (caching.md rules 2–4).
 
-mod support;
-
+use crate::support::{FlakyStorage, HOUR, Setup, builder_for};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use miso_client::jwt::MAX_TOKEN_LEN;
@@ -21,7 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, UNIX_EPOCH};
-use support::{FlakyStorage, HOUR, Setup, builder_for};
 
 /// The client timeout of every row: short, so timeout rows are quick.
 const TIMEOUT: Duration = Duration::from_millis(500);

@@ -1,13 +1,11 @@
 //! The cache-aside flow against a real HTTP fake controller, time from a manual clock:
 //! every rule of caching.md, and the same behaviours for each of the four kinds of answer.
 
-mod support;
-
+use crate::support::{FlakyStorage, HOUR, Setup};
 use miso_client::testing::Fault;
 use miso_client::{Endpoint, MisoClient, MisoClientBuilder, Storage};
 use std::sync::Arc;
 use std::time::Duration;
-use support::{FlakyStorage, HOUR, Setup};
 
 /// One kind of cached answer, as a test drives it.
 struct Kind {
@@ -277,7 +275,7 @@ fn forged_sub_cannot_read_cached_roles() {
 fn failing_storage_still_gives_correct_answers() {
     let s = Setup::new();
     let storage = FlakyStorage::failing();
-    let client = support::builder_for(&s.fake, &s.clock)
+    let client = crate::support::builder_for(&s.fake, &s.clock)
         .storage(Arc::clone(&storage))
         .build()
         .unwrap();
@@ -307,7 +305,7 @@ fn write_failures_alone_do_not_change_answers() {
     storage
         .fail_writes
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let client = support::builder_for(&s.fake, &s.clock)
+    let client = crate::support::builder_for(&s.fake, &s.clock)
         .storage(Arc::clone(&storage))
         .build()
         .unwrap();

@@ -1,14 +1,12 @@
 //! Concurrent misses of one key make one controller call; the others wait for its answer.
 //! Fetches are slowed with an injected delay so the threads really overlap.
 
-mod support;
-
+use crate::support::Setup;
 use miso_client::testing::Fault;
 use miso_client::{Endpoint, MisoClient};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
-use support::Setup;
 
 /// Runs `work(thread index)` on `n` threads released together; returns their results.
 fn together<T: Send + 'static>(
@@ -38,7 +36,7 @@ fn together<T: Send + 'static>(
 fn warm_client_token(s: &Setup) {
     assert!(
         s.client
-            .validate_token(&s.fake.mint_token("warm-up", support::HOUR))
+            .validate_token(&s.fake.mint_token("warm-up", crate::support::HOUR))
             .unwrap()
     );
     s.fake.reset_calls();

@@ -1,13 +1,11 @@
 //! `Config` end to end: read from an environment map or a JSON document, then a working
 //! client against the fake controller.
 
-mod support;
-
+use crate::support::HOUR;
 use miso_client::testing::FakeController;
 use miso_client::{Config, Endpoint, ManualClock, MemoryStorage, MisoClient, UserInfo};
 use std::collections::HashMap;
 use std::time::Duration;
-use support::HOUR;
 
 fn env_of(fake: &FakeController, extra: &[(&str, &str)]) -> HashMap<String, String> {
     let mut env = HashMap::from([
@@ -130,7 +128,7 @@ fn from_env_reports_the_missing_variable() {
 #[cfg(feature = "redis")]
 #[test]
 fn redis_variables_select_a_shared_redis_cache() {
-    use support::redis::{cleanup, raw, redis_url_or_skip, unique_prefix};
+    use crate::support::redis::{cleanup, raw, redis_url_or_skip, unique_prefix};
     let test = "redis_variables_select_a_shared_redis_cache";
     let Some(url) = redis_url_or_skip(test) else {
         return;

@@ -4,16 +4,13 @@
 //! reported as `SKIPPED: <name>` elsewhere.
 #![cfg(feature = "redis")]
 
-#[path = "support/redis.rs"]
-mod support;
-
-use miso_client::{MemoryStorage, RedisStorage, Storage};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
-use support::{
+use crate::support::redis::{
     SilentListener, cleanup, free_port, own_redis_or_skip, raw, redis_url_or_skip, unique_prefix,
     wait_until,
 };
+use miso_client::{MemoryStorage, RedisStorage, Storage};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 const COOLDOWN: Duration = Duration::from_millis(100);
 

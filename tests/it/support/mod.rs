@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-/// The storage a test binary's `Setup` uses: Redis for test binaries named `*_redis` (e.g.
+/// The storage a test's `Setup` uses: Redis for tests in modules named `*_redis` (e.g.
 /// `caching_redis`, which re-runs the whole caching suite) or when `MISO_TEST_STORAGE=redis`,
 /// otherwise memory. Redis keys are namespaced per `Setup` so parallel tests never meet, while
 /// the client still writes its documented key names.
@@ -81,16 +81,14 @@ impl TestStorage {
 
 fn wants_redis() -> bool {
     let forced = std::env::var("MISO_TEST_STORAGE").is_ok_and(|v| v == "redis");
-    let binary = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_default();
-    // Test executables are named `<target>-<hash>`.
+    // The test harness names each test's thread after the test's path, e.g.
+    // `caching_redis::suite::hit_needs_no_call`.
+    let test = std::thread::current().name().unwrap_or_default().to_owned();
     forced
-        || binary
-            .split('-')
+        || test
+            .split("::")
             .next()
-            .is_some_and(|target| target.ends_with("_redis"))
+            .is_some_and(|module| module.ends_with("_redis"))
 }
 
 /// Deletes a Redis-backed setup's keys when the test ends (passing or not).

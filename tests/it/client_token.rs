@@ -1,12 +1,10 @@
 //! The client-token lifecycle of controller-api.md: fetched once, kept in memory, refreshed
 //! before expiry, dropped and retried once on a client-token 401, kept on a user-token 401.
 
-mod support;
-
+use crate::support::{HOUR, Setup, builder_for};
 use miso_client::testing::{FakeController, FakeControllerBuilder, Fault};
 use miso_client::{Endpoint, ManualClock, MisoClient};
 use std::time::Duration;
-use support::{HOUR, Setup, builder_for};
 
 #[test]
 fn client_token_is_fetched_once_for_many_calls() {

@@ -1,11 +1,9 @@
 //! How controller failures reach the caller: precise errors with the endpoint, never denials.
 
-mod support;
-
+use crate::support::Setup;
 use miso_client::testing::Fault;
 use miso_client::{Endpoint, Error, MisoClient};
 use std::time::Duration;
-use support::Setup;
 
 fn roles_error(fault: Fault) -> Error {
     let s = Setup::new();
@@ -101,7 +99,8 @@ fn unreachable_controller_is_a_transport_error() {
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
-    let token = miso_client::testing::FakeController::start().mint_token("alice", support::HOUR);
+    let token =
+        miso_client::testing::FakeController::start().mint_token("alice", crate::support::HOUR);
     let err = client.validate_token(&token).unwrap_err();
     assert!(
         matches!(
@@ -170,7 +169,7 @@ fn build_does_no_network_io() {
 #[test]
 fn controller_url_with_a_virtual_directory_is_joined_without_double_slashes() {
     let s = Setup::new();
-    let client = support::builder_for(&s.fake, &s.clock)
+    let client = crate::support::builder_for(&s.fake, &s.clock)
         .controller_url(format!("{}///", s.fake.url()))
         .build()
         .unwrap();

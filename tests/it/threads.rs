@@ -1,11 +1,9 @@
 //! One `Arc<MisoClient>` shared by many threads.
 
-mod support;
-
+use crate::support::Setup;
 use miso_client::Endpoint;
 use std::sync::{Arc, Barrier};
 use std::thread;
-use support::Setup;
 
 #[test]
 fn eight_threads_share_one_client_and_get_correct_answers() {

@@ -2,8 +2,7 @@
 //! client token, a user token or the API key, and two applications sharing one storage never
 //! read each other's entries. (The capturing-logger test is its own binary: `log_secrets.rs`.)
 
-mod support;
-
+use crate::support::{FlakyStorage, HOUR, secret_forms as forms};
 use miso_client::testing::{FakeController, Fault};
 use miso_client::{
     Endpoint, Error, ManualClock, MemoryStorage, MisoClient, NoopStorage, Storage, StorageError,
@@ -11,7 +10,6 @@ use miso_client::{
 use serde_json::json;
 use std::fmt::{Debug, Display};
 use std::time::Duration;
-use support::{FlakyStorage, HOUR, secret_forms as forms};
 
 const APP: &str = "secret-app";
 const CLIENT_SECRET: &str = "cs-Hostile-Client-Secret-0001-kq7Zp";
@@ -408,7 +406,7 @@ fn two_applications_sharing_one_storage_never_read_each_others_entries() {
     fake.set_roles("alice", &["admin"]);
     fake.set_permissions("alice", &["read"]);
     let shared = MemoryStorage::builder().clock(clock.clone()).build();
-    let app_a = support::builder_for(&fake, &clock)
+    let app_a = crate::support::builder_for(&fake, &clock)
         .storage(shared.clone())
         .build()
         .unwrap();

@@ -1,13 +1,11 @@
 //! A check that needs the validation entry and the roles/permissions entry reads both in one
 //! storage round trip when the storage prefers batches (Redis), and guesses safely.
 
-mod support;
-
+use crate::support::{HOUR, Setup};
 use miso_client::{Endpoint, MemoryStorage, Storage, StorageError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use support::{HOUR, Setup};
 
 /// Counts round trips: one per `get`, one per `get_many`.
 #[derive(Debug, Default)]
@@ -49,7 +47,7 @@ impl Storage for RoundTrips {
 fn setup() -> (Setup, Arc<RoundTrips>, miso_client::MisoClient) {
     let s = Setup::new();
     let storage = Arc::new(RoundTrips::default());
-    let client = support::builder_for(&s.fake, &s.clock)
+    let client = crate::support::builder_for(&s.fake, &s.clock)
         .storage(Arc::clone(&storage))
         .build()
         .unwrap();

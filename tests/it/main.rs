@@ -1,0 +1,19 @@
+//! The integration tests, gathered into one test binary (one link instead of one per topic):
+//! each module is a topic. Tests that need a process of their own stay outside: `cli` (it runs
+//! the `miso` binary, feature `cli`) and `log_secrets` (it installs the process's logger).
+
+mod support;
+
+mod bad_inputs;
+mod batched_reads;
+mod caching;
+mod caching_redis;
+mod client_token;
+mod config;
+mod errors;
+mod fake_controller;
+mod fuzz_seeds;
+mod redis_storage;
+mod secrets;
+mod single_flight;
+mod threads;
