@@ -154,7 +154,7 @@ impl MisoClientBuilder {
     /// Checks the settings and builds the client. No network I/O.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the setting when the controller URL is missing or not
+    /// [`Error::Config`](crate::Error::Config) naming the setting when the controller URL is missing or not
     /// `http(s)://`, when neither a client token nor a client id with a secret is given, or
     /// when the timeout is zero.
     pub fn build(self) -> Result<MisoClient> {

@@ -75,8 +75,8 @@ impl MisoClient {
     /// locally expired one is refused without a controller call).
     ///
     /// # Errors
-    /// When the controller cannot give an answer: [`Error::Timeout`], [`Error::Transport`],
-    /// [`Error::Status`] (5xx, 429, …), [`Error::Decode`], [`Error::ClientCredentials`].
+    /// When the controller cannot give an answer: [`Error::Timeout`](crate::Error::Timeout), [`Error::Transport`](crate::Error::Transport),
+    /// [`Error::Status`](crate::Error::Status) (5xx, 429, …), [`Error::Decode`](crate::Error::Decode), [`Error::ClientCredentials`](crate::Error::ClientCredentials).
     pub fn validate_token(&self, token: &str) -> Result<bool> {
         Ok(self.identify::<Valid>(token, None)?.is_some())
     }

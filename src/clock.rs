@@ -35,7 +35,7 @@ impl Clock for SystemClock {
 /// A clock that moves only when told to; clones share one time.
 ///
 /// Give the same `ManualClock` to the client and to
-/// [`FakeController`](crate::testing::FakeController) (feature `testing`) and both agree on
+/// `FakeController` (feature `testing`) and both agree on
 /// when a token or a cache entry expires.
 ///
 /// ```

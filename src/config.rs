@@ -167,7 +167,7 @@ impl Config {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Config`] naming the variable when a required one is missing, when
+    /// [`Error::Config`](crate::Error::Config) naming the variable when a required one is missing, when
     /// `MISO_CONTROLLER_URL` is not an `http(s)://` URL, `REDIS_URL` not a Redis URL,
     /// `REDIS_PORT` not a port number or `REDIS_DB` not a database number. Values are never
     /// quoted, so a secret cannot leak into the message.
@@ -208,7 +208,7 @@ impl Config {
     /// connected). Set anything else on it, then `build()`.
     ///
     /// # Errors
-    /// [`Error::Config`] when Redis is configured but its URL is malformed, or the crate was
+    /// [`Error::Config`](crate::Error::Config) when Redis is configured but its URL is malformed, or the crate was
     /// built without its `redis` feature. Missing credentials are reported by `build()`.
     pub fn into_builder(self) -> Result<MisoClientBuilder> {
         let mut builder = MisoClientBuilder::new().controller_url(self.controller_url);
@@ -293,7 +293,7 @@ impl MisoClient {
     /// else in memory. No network I/O.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the variable that is missing or malformed (never quoting its
+    /// [`Error::Config`](crate::Error::Config) naming the variable that is missing or malformed (never quoting its
     /// value).
     pub fn from_env() -> Result<MisoClient> {
         Self::from_config(Config::from_env()?)
@@ -304,7 +304,7 @@ impl MisoClient {
     /// I/O.
     ///
     /// # Errors
-    /// [`Error::Config`] as [`Config::into_builder`] and [`MisoClientBuilder::build`].
+    /// [`Error::Config`](crate::Error::Config) as [`Config::into_builder`] and [`MisoClientBuilder::build`].
     pub fn from_config(config: Config) -> Result<MisoClient> {
         config.into_builder()?.build()
     }

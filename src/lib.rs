@@ -284,6 +284,10 @@
 //! println!("roles hit rate {:.0}%", stats.of(miso_client::AnswerKind::Roles).hit_rate() * 100.0);
 //! # Ok::<(), miso_client::Error>(())
 //! ```
+#![cfg_attr(
+    not(feature = "testing"),
+    doc = "[`testing::FakeController`]: #testing-your-application"
+)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// A controller endpoint the client calls: where an [`Error`](crate::Error) came from, and the
-/// key under which [`FakeController`](crate::testing::FakeController) counts calls and injects
+/// key under which `FakeController` counts calls and injects
 /// faults (feature `testing`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

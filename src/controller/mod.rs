@@ -44,7 +44,7 @@ impl Answer {
         (200..300).contains(&self.status)
     }
 
-    /// Decodes a 2xx body, or turns a non-2xx answer into [`Error::Status`].
+    /// Decodes a 2xx body, or turns a non-2xx answer into [`Error::Status`](crate::Error::Status).
     pub(crate) fn decode<T>(
         self,
         endpoint: Endpoint,

@@ -101,7 +101,7 @@ impl RedisConfig {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Config`] naming the variable when `REDIS_URL` is not a Redis URL this crate
+    /// [`Error::Config`](crate::Error::Config) naming the variable when `REDIS_URL` is not a Redis URL this crate
     /// can use, `REDIS_PORT` is not a port number or `REDIS_DB` not a database number. Values
     /// are never quoted, so a password cannot leak into the message.
     pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<Option<RedisConfig>> {

@@ -157,7 +157,7 @@ impl RedisStorageBuilder {
     /// opened by the first call, so building does not block on a dead Redis.
     ///
     /// # Errors
-    /// [`Error::Config`] when the URL is malformed (the message names the URL or the
+    /// [`Error::Config`](crate::Error::Config) when the URL is malformed (the message names the URL or the
     /// variable it came from, never the password) or a timeout, the pool wait or the
     /// cool-down is zero.
     pub fn build(self) -> Result<RedisStorage> {

@@ -158,7 +158,7 @@ impl RedisStorage {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Config`] naming the variable when `REDIS_URL` is not a Redis URL, `REDIS_PORT`
+    /// [`Error::Config`](crate::Error::Config) naming the variable when `REDIS_URL` is not a Redis URL, `REDIS_PORT`
     /// is not a port number or `REDIS_DB` not a database number. Values are never echoed, so
     /// a password cannot leak into the message.
     pub fn builder_from_env_map(
