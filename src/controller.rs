@@ -503,17 +503,20 @@ pub(crate) fn parse_error_body(bytes: &[u8]) -> ErrorBody {
     body
 }
 
+/// The most characters [`redact`] keeps: the length promise of `ErrorBody` and `Error::Decode`.
+pub(crate) const MAX_EXCERPT_CHARS: usize = 200;
+/// The shortest run of base64/JWT characters [`redact`] takes for a token and replaces.
+pub(crate) const TOKENISH_RUN: usize = 24;
+
 /// At most 200 characters, white space folded, token-like runs (24+ characters of the base64
 /// and JWT alphabets) replaced by `[redacted]`.
 pub(crate) fn redact(text: &str) -> String {
-    const MAX_CHARS: usize = 200;
-    const TOKENISH: usize = 24;
     let is_token_char =
         |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '/' | '=');
     let mut out = String::new();
     let mut run = String::new();
     let flush = |out: &mut String, run: &mut String| {
-        if run.len() >= TOKENISH {
+        if run.len() >= TOKENISH_RUN {
             out.push_str("[redacted]");
         } else {
             out.push_str(run);
@@ -534,12 +537,12 @@ pub(crate) fn redact(text: &str) -> String {
         if !(c == ' ' && out.ends_with(' ')) {
             out.push(c);
         }
-        if out.chars().count() >= MAX_CHARS {
+        if out.chars().count() >= MAX_EXCERPT_CHARS {
             break;
         }
     }
     flush(&mut out, &mut run);
-    out.trim().chars().take(MAX_CHARS).collect()
+    out.trim().chars().take(MAX_EXCERPT_CHARS).collect()
 }
 
 #[cfg(test)]

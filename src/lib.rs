@@ -293,6 +293,7 @@ mod clock;
 mod config;
 mod controller;
 mod error;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jwt;
