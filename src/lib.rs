@@ -290,6 +290,7 @@
 )]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod cache;
@@ -300,6 +301,7 @@ mod controller;
 mod defaults;
 mod error;
 mod flight;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod jwt;
@@ -312,6 +314,7 @@ mod stats;
 mod steps;
 mod storage;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use builder::MisoClientBuilder;

@@ -80,6 +80,7 @@ def jwt_seeds() -> None:
     write(t, "sub_array", token('{"sub":["a"],"id":"b"}'))
     write(t, "sub_bool", token('{"sub":true}'))
     write(t, "sub_empty", token('{"sub":"","userId":"fallback"}'))
+    write(t, "every_id_claim", token('{"id":"4","user_id":"3","userId":"2","sub":"1","sessionId":"t","sid":"s"}'))
     write(t, "duplicate_sub", token('{"sub":"a","sub":"b"}'))
     write(t, "duplicate_escaped_sub", token('{"s\\u0075b":"a","sub":"b"}'))
     write(t, "deep_nesting", token('{"x":' + "[" * 200 + "]" * 200 + ',"sub":"d"}'))

@@ -1,11 +1,19 @@
 //! Just enough HTTP/1.1 for the fake: a thread per connection, keep-alive, `Content-Length`
 //! or chunked request bodies.
 //!
-//! Not tiny_http: its connection pool (0.12) can queue a new connection behind busy ones, so a
-//! delayed answer could hold up another request, and its keep-alive connections outlive the
-//! server, so a client reusing one after shutdown waits for its whole timeout. Here idle
-//! connections close within [`POLL`] of shutdown, and a request that arrives after it is
-//! not answered.
+//! Why not tiny_http, already a dev-dependency? Checked against the source of tiny_http 0.12,
+//! the verdict still holds, for two reasons:
+//! - Its connections outlive the server: dropping a `Server` only stops the accept thread.
+//!   Each connection's task keeps reading the socket with no timeout and queues the next
+//!   request for a `recv` nobody calls any more, so a client that reuses a kept-alive
+//!   connection after shutdown waits for its whole timeout.
+//! - Its task pool can queue a new connection behind busy ones: a task serves a whole
+//!   keep-alive connection, and a worker still counts as idle between being woken for one
+//!   connection and taking it, so a second connection arriving then is queued until some
+//!   connection closes, and a delayed answer holds up an unrelated request.
+//!
+//! Here every connection has its own thread, idle connections close within [`POLL`] of
+//! shutdown, and a request that arrives after it is not answered.
 
 use super::RecordedRequest;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
@@ -39,6 +47,10 @@ pub(super) enum ReadError {
 /// What is wrong with a body whose request head was fine: `(status, message)`.
 pub(super) type BodyProblem = (u16, &'static str);
 
+/// What a connection hands the fake: a request (with what is wrong with its body, if
+/// anything), or why the request could not be read.
+pub(super) type Incoming = Result<(RecordedRequest, Option<BodyProblem>), &'static str>;
+
 /// An HTTP answer; `headers` are sent as given, then `Content-Length` and `Connection`.
 pub(super) struct Answer {
     pub(super) status: u16,
@@ -46,12 +58,20 @@ pub(super) struct Answer {
     pub(super) body: Vec<u8>,
 }
 
+/// An answer, and how to send it.
+struct Outgoing {
+    answer: Answer,
+    /// Answering `HEAD`: the head only.
+    head_only: bool,
+    keep_alive: bool,
+}
+
 /// Answers the requests on `stream` with `respond` until the client closes, asks to close,
 /// idles for [`IDLE_TIMEOUT`], sends something unreadable, or `is_down()`.
 pub(super) fn serve(
     stream: TcpStream,
     is_down: impl Fn() -> bool,
-    mut respond: impl FnMut(Result<(RecordedRequest, Option<BodyProblem>), &'static str>) -> Answer,
+    mut respond: impl FnMut(Incoming) -> Answer,
 ) {
     // Best effort: a failure here only means the socket has no timeout or waits for Nagle.
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
@@ -59,18 +79,11 @@ pub(super) fn serve(
     let mut reader = BufReader::new(&stream);
     while wait_for_request(&stream, &mut reader, &is_down) {
         let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
-        let (answer, head_only, keep_alive) = match read_request(&mut reader, &mut &stream) {
-            Ok((request, problem, keep_alive)) => {
-                let head_only = request.method == "HEAD";
-                // After a bad body we no longer know where the next request starts.
-                let keep_alive = keep_alive && problem.is_none();
-                (respond(Ok((request, problem))), head_only, keep_alive)
-            }
-            Err(ReadError::Malformed(why)) => (respond(Err(why)), false, false),
-            Err(ReadError::Gone) => return,
+        let Some(reply) = next_reply(&mut reader, &stream, &mut respond) else {
+            return;
         };
-        let keep_alive = keep_alive && !is_down();
-        if let Err(e) = write_answer(&mut &stream, &answer, head_only, keep_alive) {
+        let keep_alive = reply.keep_alive && !is_down();
+        if let Err(e) = write_answer(&mut &stream, &reply.answer, reply.head_only, keep_alive) {
             log::debug!("fake controller: the client went away: {e}");
             return;
         }
@@ -78,6 +91,33 @@ pub(super) fn serve(
             break;
         }
     }
+    close(&stream, reader);
+}
+
+/// Reads the next request and answers it; `None` when the client went away.
+fn next_reply(
+    reader: &mut BufReader<&TcpStream>,
+    stream: &TcpStream,
+    respond: &mut impl FnMut(Incoming) -> Answer,
+) -> Option<Outgoing> {
+    match read_request(reader, &mut &*stream) {
+        Ok((request, problem, keep_alive)) => Some(Outgoing {
+            head_only: request.method == "HEAD",
+            // After a bad body we no longer know where the next request starts.
+            keep_alive: keep_alive && problem.is_none(),
+            answer: respond(Ok((request, problem))),
+        }),
+        Err(ReadError::Malformed(why)) => Some(Outgoing {
+            answer: respond(Err(why)),
+            head_only: false,
+            keep_alive: false,
+        }),
+        Err(ReadError::Gone) => None,
+    }
+}
+
+/// Closes the connection after its last answer.
+fn close(stream: &TcpStream, reader: BufReader<&TcpStream>) {
     let _ = stream.shutdown(Shutdown::Write);
     // Closing with unread input makes the kernel reset the connection, which can destroy
     // the answer before the client reads it (e.g. after a 413). Drain, within bounds.
@@ -112,52 +152,14 @@ fn wait_for_request(
     }
 }
 
+/// A request, what is wrong with its body (if anything), and whether the connection may be
+/// kept alive after it. `writer` receives the `100 Continue` a client may wait for.
 fn read_request(
     reader: &mut impl BufRead,
     writer: &mut impl Write,
 ) -> Result<(RecordedRequest, Option<BodyProblem>, bool), ReadError> {
-    let mut budget = MAX_HEAD;
-    let line = read_line(reader, &mut budget)?.ok_or(ReadError::Gone)?;
-    let parts: Vec<&str> = line.split(' ').collect();
-    let [method, target, version] = parts[..] else {
-        return Err(ReadError::Malformed("malformed request line"));
-    };
-    let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic());
-    if !token(method) || !token(target) || !matches!(version, "HTTP/1.1" | "HTTP/1.0") {
-        return Err(ReadError::Malformed("malformed request line"));
-    }
-    let mut headers = Vec::new();
-    loop {
-        let line = read_line(reader, &mut budget)?
-            .ok_or(ReadError::Malformed("request head cut short"))?;
-        if line.is_empty() {
-            break;
-        }
-        let Some((name, value)) = line.split_once(':').filter(|(name, _)| token(name)) else {
-            return Err(ReadError::Malformed("malformed header"));
-        };
-        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
-    }
-    let (path, query) = match target.split_once('?') {
-        Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
-        None => (target.to_owned(), None),
-    };
-    let connection = headers
-        .iter()
-        .find(|(name, _)| name == "connection")
-        .map(|(_, value)| value.to_ascii_lowercase());
-    let keep_alive = match (version, connection.as_deref()) {
-        (_, Some(c)) if c.contains("close") => false,
-        ("HTTP/1.0", c) => c.is_some_and(|c| c.contains("keep-alive")),
-        _ => true,
-    };
-    let mut request = RecordedRequest {
-        method: method.to_owned(),
-        path,
-        query,
-        headers,
-        body: Vec::new(),
-    };
+    let (mut request, version) = read_head(reader)?;
+    let keep_alive = keeps_alive(&version, request.header("connection"));
     if request
         .header("expect")
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
@@ -166,7 +168,79 @@ fn read_request(
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
             .and_then(|()| writer.flush());
     }
-    let body = match (
+    match read_body(reader, &request) {
+        Ok(body) => {
+            request.body = body;
+            Ok((request, None, keep_alive))
+        }
+        Err(problem) => Ok((request, Some(problem), keep_alive)),
+    }
+}
+
+/// The request line and headers, as a request without a body, and the HTTP version.
+fn read_head(reader: &mut impl BufRead) -> Result<(RecordedRequest, String), ReadError> {
+    let mut budget = MAX_HEAD;
+    let line = read_line(reader, &mut budget)?.ok_or(ReadError::Gone)?;
+    let parts: Vec<&str> = line.split(' ').collect();
+    let [method, target, version] = parts[..] else {
+        return Err(ReadError::Malformed("malformed request line"));
+    };
+    if !is_token(method) || !is_token(target) || !matches!(version, "HTTP/1.1" | "HTTP/1.0") {
+        return Err(ReadError::Malformed("malformed request line"));
+    }
+    let headers = read_headers(reader, &mut budget)?;
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+        None => (target.to_owned(), None),
+    };
+    let request = RecordedRequest {
+        method: method.to_owned(),
+        path,
+        query,
+        headers,
+        body: Vec::new(),
+    };
+    Ok((request, version.to_owned()))
+}
+
+/// Non-empty and printable ASCII without spaces: a method, target or header name.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The header lines up to the empty line, names lowercased, values trimmed.
+fn read_headers(
+    reader: &mut impl BufRead,
+    budget: &mut u64,
+) -> Result<Vec<(String, String)>, ReadError> {
+    let mut headers = Vec::new();
+    loop {
+        let line =
+            read_line(reader, budget)?.ok_or(ReadError::Malformed("request head cut short"))?;
+        if line.is_empty() {
+            return Ok(headers);
+        }
+        let Some((name, value)) = line.split_once(':').filter(|(name, _)| is_token(name)) else {
+            return Err(ReadError::Malformed("malformed header"));
+        };
+        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+    }
+}
+
+/// Whether the connection stays open after this request: HTTP/1.1 unless the client says
+/// `close`, HTTP/1.0 only if it asks for `keep-alive`.
+fn keeps_alive(version: &str, connection: Option<&str>) -> bool {
+    let connection = connection.map(str::to_ascii_lowercase);
+    match (version, connection.as_deref()) {
+        (_, Some(c)) if c.contains("close") => false,
+        ("HTTP/1.0", c) => c.is_some_and(|c| c.contains("keep-alive")),
+        _ => true,
+    }
+}
+
+/// The body `request`'s head announces.
+fn read_body(reader: &mut impl BufRead, request: &RecordedRequest) -> Result<Vec<u8>, BodyProblem> {
+    match (
         request.header("transfer-encoding"),
         request.header("content-length"),
     ) {
@@ -178,13 +252,6 @@ fn read_request(
             Err(_) => Err((400, "malformed content-length")),
         },
         (None, None) => Ok(Vec::new()),
-    };
-    match body {
-        Ok(body) => {
-            request.body = body;
-            Ok((request, None, keep_alive))
-        }
-        Err(problem) => Ok((request, Some(problem), keep_alive)),
     }
 }
 
@@ -217,38 +284,43 @@ fn read_exact(reader: &mut impl BufRead, len: u64) -> Result<Vec<u8>, BodyProble
     }
 }
 
+const MALFORMED_CHUNKED: BodyProblem = (400, "malformed chunked body");
+
 fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>, BodyProblem> {
-    const MALFORMED: BodyProblem = (400, "malformed chunked body");
     let mut body = Vec::new();
     let mut budget = MAX_HEAD;
     loop {
-        let line = read_line(reader, &mut budget)
-            .ok()
-            .flatten()
-            .ok_or(MALFORMED)?;
-        let size = line.split(';').next().unwrap_or_default().trim();
-        if size.is_empty() || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(MALFORMED);
-        }
-        let size = u64::from_str_radix(size, 16).map_err(|_| (413, "request body too large"))?;
+        let size = chunk_size(&chunk_line(reader, &mut budget)?)?;
         if size == 0 {
             // Trailers, up to the empty line that ends the body.
-            while !read_line(reader, &mut budget)
-                .ok()
-                .flatten()
-                .ok_or(MALFORMED)?
-                .is_empty()
-            {}
+            while !chunk_line(reader, &mut budget)?.is_empty() {}
             return Ok(body);
         }
         if body.len() as u64 + size > MAX_BODY {
             return Err((413, "request body too large"));
         }
         body.extend(read_exact(reader, size)?);
-        if read_line(reader, &mut budget).ok().flatten().as_deref() != Some("") {
-            return Err(MALFORMED);
+        if !chunk_line(reader, &mut budget)?.is_empty() {
+            return Err(MALFORMED_CHUNKED);
         }
     }
+}
+
+/// A line of a chunked body; a missing one (or one past the budget) makes it malformed.
+fn chunk_line(reader: &mut impl BufRead, budget: &mut u64) -> Result<String, BodyProblem> {
+    read_line(reader, budget)
+        .ok()
+        .flatten()
+        .ok_or(MALFORMED_CHUNKED)
+}
+
+/// The size on a chunk's first line (hex digits, then any `;extension`).
+fn chunk_size(line: &str) -> Result<u64, BodyProblem> {
+    let size = line.split(';').next().unwrap_or_default().trim();
+    if size.is_empty() || !size.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(MALFORMED_CHUNKED);
+    }
+    u64::from_str_radix(size, 16).map_err(|_| (413, "request body too large"))
 }
 
 fn write_answer(
@@ -259,14 +331,7 @@ fn write_answer(
 ) -> io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", answer.status, reason(answer.status));
     for (name, value) in &answer.headers {
-        let framing = ["content-length", "connection", "transfer-encoding"]
-            .iter()
-            .any(|f| name.eq_ignore_ascii_case(f));
-        // A CR or LF would let a header split the answer.
-        let unsendable = name.is_empty()
-            || name.contains([':', '\r', '\n', ' '])
-            || value.contains(['\r', '\n']);
-        if framing || unsendable {
+        if !may_send(name, value) {
             log::warn!("fake controller: not sending header {name:?}");
             continue;
         }
@@ -284,6 +349,17 @@ fn write_answer(
     }
     writer.write_all(&bytes)?;
     writer.flush()
+}
+
+/// Whether a header given in an [`Answer`] is sent: framing is the fake's own to write, and
+/// a CR or LF would let a header split the answer.
+fn may_send(name: &str, value: &str) -> bool {
+    let framing = ["content-length", "connection", "transfer-encoding"]
+        .iter()
+        .any(|f| name.eq_ignore_ascii_case(f));
+    let unsendable =
+        name.is_empty() || name.contains([':', '\r', '\n', ' ']) || value.contains(['\r', '\n']);
+    !framing && !unsendable
 }
 
 /// The reason phrase of `status`, also the `title` of Miso error bodies.
@@ -319,7 +395,7 @@ pub(super) fn reason(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
-    fn read(raw: &[u8]) -> Result<(RecordedRequest, Option<BodyProblem>), &'static str> {
+    fn read(raw: &[u8]) -> Incoming {
         let mut sink = Vec::new();
         let read = read_request(&mut &raw[..], &mut sink);
         read.map(|(request, problem, _)| (request, problem))

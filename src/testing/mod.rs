@@ -47,10 +47,12 @@
 //! ```
 
 mod http;
+mod routes;
 mod server;
+mod state;
 
 use crate::{Clock, Endpoint, SystemClock, UserInfo};
-use server::{Config, Shared};
+use state::{Config, Shared};
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -110,8 +112,8 @@ impl FakeController {
         self.mint_token_with_claims(serde_json::json!({
             "sub": user_id,
             "sid": format!("sid-{}", self.shared.unique()),
-            "iat": server::unix_secs(now),
-            "exp": server::unix_secs_ceil(server::after(now, ttl)),
+            "iat": state::unix_secs(now),
+            "exp": state::unix_secs_ceil(state::after(now, ttl)),
         }))
     }
 
