@@ -335,4 +335,5 @@ pub use storage::{
     RedisConfig, Storage,
 };
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use storage::{RedisStorage, RedisStorageBuilder};
