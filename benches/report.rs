@@ -201,7 +201,7 @@ fn redis_hit(scale: &Scale) -> Vec<Row> {
         .unwrap();
     let token = &tokens[0];
     assert!(client.has_role(token, "reader").unwrap());
-    let key = "miso-bench:report:roles:user-0";
+    let key = &format!("miso-bench:report:{}:roles:user-0", fake.client_id());
     let (ours, theirs) = side_by_side(
         scale,
         || assert!(client.has_role(black_box(token), "reader").unwrap()),

@@ -140,8 +140,8 @@ impl RedisStorage {
     ///   none) and `REDIS_DB` (default 0), as the official SDKs read them;
     /// - `REDIS_KEY_PREFIX`, if set, is kept for the client's key prefix: read it with
     ///   [`RedisStorageBuilder::env_key_prefix`] and pass it to
-    ///   [`MisoClientBuilder::key_prefix`](crate::MisoClientBuilder::key_prefix). Storage
-    ///   does not prefix keys itself.
+    ///   [`MisoClientBuilder::key_prefix`](crate::MisoClientBuilder::key_prefix), which puts
+    ///   the client id after it. Storage does not prefix keys itself.
     ///
     /// ```
     /// use miso_client::RedisStorage;
