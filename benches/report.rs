@@ -264,13 +264,18 @@ fn redis_under_load(scale: &Scale) -> Vec<Row> {
     fake.reset_calls();
     let many = hammer(&slow, &users, "reader", 64, scale.load);
     let calls = fake.calls(Endpoint::Validate) + fake.calls(Endpoint::Roles);
-    let mut conn = redis::Client::open(format!("redis://{upstream}/0")).unwrap();
+    delete_keys(&format!("redis://{upstream}/0"), &prefix);
+    vec![load_row(&one, &many, calls, &storage)]
+}
+
+#[cfg(feature = "redis")]
+fn delete_keys(url: &str, prefix: &str) {
+    let mut conn = redis::Client::open(url).unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{prefix}*"))
         .query(&mut conn)
         .unwrap();
     let _: () = redis::cmd("DEL").arg(keys).query(&mut conn).unwrap();
-    vec![load_row(&one, &many, calls, &storage)]
 }
 
 #[cfg(feature = "redis")]

@@ -144,6 +144,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, delayed: Option<&Shared>) {
 }
 
 /// What a [`hammer`] run saw.
+#[derive(Default)]
 pub struct Load {
     /// Answers that were `Ok` and as expected.
     pub right: u64,
@@ -161,6 +162,22 @@ impl Load {
     /// Calls per second.
     pub fn throughput(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Adds another thread's part.
+    fn add(&mut self, part: Load) {
+        self.right += part.right;
+        self.wrong += part.wrong;
+        self.error_count += part.error_count;
+        self.errors.extend(part.errors.into_iter().take(3));
+        self.latencies.extend(part.latencies);
+    }
+
+    /// The whole run's figures: its duration since `began`, latencies sorted.
+    fn finish(mut self, began: Instant) -> Self {
+        self.elapsed = began.elapsed();
+        self.latencies.sort_unstable();
+        self
     }
 
     /// The latency below which a fraction `q` of the calls finished.
@@ -184,12 +201,8 @@ pub fn hammer(
     let (tx, rx) = mpsc::channel();
     let start = Arc::new(Barrier::new(threads + 1));
     for t in 0..threads {
-        let (client, users, start, tx) = (
-            Arc::clone(client),
-            Arc::clone(users),
-            Arc::clone(&start),
-            tx.clone(),
-        );
+        let (client, users) = (Arc::clone(client), Arc::clone(users));
+        let (start, tx) = (Arc::clone(&start), tx.clone());
         std::thread::spawn(move || {
             start.wait();
             let _ = tx.send(one_thread(&client, &users, role, t, duration));
@@ -197,27 +210,15 @@ pub fn hammer(
     }
     start.wait();
     let began = Instant::now();
-    let mut load = Load {
-        right: 0,
-        wrong: 0,
-        errors: Vec::new(),
-        error_count: 0,
-        latencies: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
+    let mut load = Load::default();
+    let bound = duration + Duration::from_secs(60);
     for _ in 0..threads {
         let part = rx
-            .recv_timeout(duration + Duration::from_secs(60))
-            .expect("a load thread did not finish within a minute of the deadline");
-        load.right += part.right;
-        load.wrong += part.wrong;
-        load.error_count += part.error_count;
-        load.errors.extend(part.errors.into_iter().take(3));
-        load.latencies.extend(part.latencies);
+            .recv_timeout(bound)
+            .expect("a load thread finished in time");
+        load.add(part);
     }
-    load.elapsed = began.elapsed();
-    load.latencies.sort_unstable();
-    load
+    load.finish(began)
 }
 
 /// One thread's loop: user `t`, then every 7th after it (so threads spread over the users),
@@ -230,14 +231,7 @@ fn one_thread(
     duration: Duration,
 ) -> Load {
     let deadline = Instant::now() + duration;
-    let mut load = Load {
-        right: 0,
-        wrong: 0,
-        errors: Vec::new(),
-        error_count: 0,
-        latencies: Vec::new(),
-        elapsed: duration,
-    };
+    let mut load = Load::default();
     let mut i = t;
     while Instant::now() < deadline {
         let (token, expected) = &users[i % users.len()];

@@ -204,6 +204,13 @@ impl Shard {
             candidates = unread(map);
         }
         let (_, &mut hand, _) = candidates.select_nth_unstable(free - 1);
+        Self::second_chance(map, hand, order);
+        map.retain(|_, e| e.inserted > hand || e.referenced.load(Ordering::Relaxed));
+    }
+
+    /// The entries older than `hand` that were read since it last passed them: unmarked and
+    /// moved to the back of the line, in their order.
+    fn second_chance(map: &mut Map, hand: u64, order: &AtomicU64) {
         let mut passed: Vec<&mut Entry> = map
             .values_mut()
             .filter(|e| e.inserted < hand && e.referenced.load(Ordering::Relaxed))
@@ -213,7 +220,6 @@ impl Shard {
             *entry.referenced.get_mut() = false;
             entry.inserted = order.fetch_add(1, Ordering::Relaxed);
         }
-        map.retain(|_, e| e.inserted > hand || e.referenced.load(Ordering::Relaxed));
     }
 }
 
