@@ -18,6 +18,8 @@ struct Scale {
     junk: usize,
     flood: usize,
     cold_calls: usize,
+    /// How long each run of the Redis-under-load row hammers.
+    load: Duration,
 }
 
 const FULL: Scale = Scale {
@@ -26,6 +28,7 @@ const FULL: Scale = Scale {
     junk: 1_000_000,
     flood: 1_000_000,
     cold_calls: 1_000,
+    load: Duration::from_secs(10),
 };
 const SMOKE: Scale = Scale {
     rounds: 3,
@@ -33,6 +36,7 @@ const SMOKE: Scale = Scale {
     junk: 1_000,
     flood: 1_000,
     cold_calls: 10,
+    load: Duration::from_millis(300),
 };
 
 struct Row {
@@ -52,6 +56,7 @@ fn main() {
     rows.push(memory_hit(scale));
     rows.push(two_threads(scale));
     rows.extend(redis_hit(scale));
+    rows.extend(redis_under_load(scale));
     rows.push(cold_start(scale));
     rows.extend(junk_flood(scale));
     rows.push(jwt_decode(scale));
@@ -201,7 +206,7 @@ fn redis_hit(scale: &Scale) -> Vec<Row> {
         .unwrap();
     let token = &tokens[0];
     assert!(client.has_role(token, "reader").unwrap());
-    let key = "miso-bench:report:roles:user-0";
+    let key = &format!("miso-bench:report:{}:roles:user-0", fake.client_id());
     let (ours, theirs) = side_by_side(
         scale,
         || assert!(client.has_role(black_box(token), "reader").unwrap()),
@@ -226,6 +231,87 @@ fn redis_hit(scale: &Scale) -> Vec<Row> {
 
 #[cfg(not(feature = "redis"))]
 fn redis_hit(_: &Scale) -> Vec<Row> {
+    Vec::new()
+}
+
+/// The issue's load: Redis 10 ms away (through `support::redis_load::DelayProxy`), a pool of
+/// 4, `has_role` over 500 users' tokens cached beforehand; 64 threads beside 1.
+#[cfg(feature = "redis")]
+fn redis_under_load(scale: &Scale) -> Vec<Row> {
+    use miso_client::RedisStorage;
+    use support::redis_load::{DelayProxy, hammer};
+    let upstream = "127.0.0.1:6379";
+    if std::net::TcpStream::connect(upstream).is_err() {
+        return Vec::new();
+    }
+    let (fake, tokens) = support::fake_with_users(500);
+    let prefix = format!("miso-bench:load:{}:", std::process::id());
+    let client = |url: &str, pool: u32| {
+        let storage = RedisStorage::builder(url).pool_size(pool).build().unwrap();
+        let client = support::client_for(&fake).storage(storage.clone());
+        let client = client.key_prefix(prefix.clone()).build().unwrap();
+        (Arc::new(client), storage)
+    };
+    let (direct, _) = client(&format!("redis://{upstream}/0"), 8);
+    tokens
+        .iter()
+        .for_each(|t| assert!(direct.has_role(t, "reader").unwrap()));
+    let proxy = DelayProxy::start(upstream.parse().unwrap(), Duration::from_millis(10)).unwrap();
+    let (slow, storage) = client(&proxy.redis_url(0), 4);
+    slow.refresh_roles(&tokens[0]).unwrap();
+    let users = Arc::new(tokens.into_iter().map(|t| (t, true)).collect::<Vec<_>>());
+    let one = hammer(&slow, &users, "reader", 1, scale.load);
+    fake.reset_calls();
+    let many = hammer(&slow, &users, "reader", 64, scale.load);
+    let calls = fake.calls(Endpoint::Validate) + fake.calls(Endpoint::Roles);
+    delete_keys(&format!("redis://{upstream}/0"), &prefix);
+    vec![load_row(&one, &many, calls, &storage)]
+}
+
+#[cfg(feature = "redis")]
+fn delete_keys(url: &str, prefix: &str) {
+    let mut conn = redis::Client::open(url).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("DEL").arg(keys).query(&mut conn).unwrap();
+}
+
+#[cfg(feature = "redis")]
+fn load_row(
+    one: &support::redis_load::Load,
+    many: &support::redis_load::Load,
+    calls: u64,
+    storage: &miso_client::RedisStorage,
+) -> Row {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (timeouts, outages) = (storage.pool_timeouts(), storage.outages());
+    let right = many.wrong == 0 && many.error_count == 0 && one.wrong + one.error_count == 0;
+    Row {
+        measure: "`has_role` over 500 cached users, Redis behind a 10 ms proxy, pool of 4, \
+                  64 threads"
+            .into(),
+        result: format!(
+            "{:.0} checks/s, p50 {:.1} ms, p99 {:.1} ms; {timeouts} pool timeouts, \
+             {calls} controller calls, {outages} outages",
+            many.throughput(),
+            ms(many.quantile(0.5)),
+            ms(many.quantile(0.99)),
+        ),
+        reference: format!(
+            "1 thread: {:.0} checks/s, p50 {:.1} ms, p99 {:.1} ms",
+            one.throughput(),
+            ms(one.quantile(0.5)),
+            ms(one.quantile(0.99)),
+        ),
+        target: "0 outages, every answer right, controller calls ≤ pool timeouts".into(),
+        met: Some(outages == 0 && right && calls <= timeouts),
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_under_load(_: &Scale) -> Vec<Row> {
     Vec::new()
 }
 

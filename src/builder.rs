@@ -4,10 +4,11 @@ use crate::MisoClient;
 use crate::cache::{Cache, Parts};
 use crate::clock::{Clock, SystemClock};
 use crate::controller::{Controller, Credentials, endpoint};
-use crate::defaults::{DEFAULT_CLIENT_TOKEN_URI, DEFAULT_TIMEOUT};
+use crate::defaults::{DEFAULT_CLIENT_TOKEN_URI, DEFAULT_KEY_PREFIX, DEFAULT_TIMEOUT};
 use crate::error::{Error, Result};
+use crate::jwt;
 use crate::kind::{AnswerKind, Ttls};
-use crate::secret::Secret;
+use crate::secret::{Secret, redact_url};
 use crate::stats::Stats;
 use crate::storage::{MemoryStorage, Storage};
 use sha2::{Digest, Sha256};
@@ -129,8 +130,17 @@ impl MisoClientBuilder {
         self.ttl(AnswerKind::Permissions, ttl)
     }
 
-    /// The prefix of every storage key. Defaults to `miso:{client_id}:` when a client id is
-    /// set (so applications sharing a Redis never read each other's entries), else `miso:`.
+    /// What every storage key starts with, **before** the application's client id: keys are
+    /// `{prefix}{client_id}:{kind}:{id}` (see the crate docs, "What is cached"), so
+    /// applications sharing one storage never read each other's entries, whatever prefix
+    /// they are configured with. The prefix is used as given (end it with `:`). Defaults to
+    /// `miso:`, i.e. keys under `miso:{client_id}:`; `svc:` gives `svc:{client_id}:`.
+    ///
+    /// With a pre-issued [`client_token`](Self::client_token) and no client id, the id is
+    /// read from the token's unverified claims (`clientId`, `client_id`, `azp`, else `sub`);
+    /// if it names none, keys are `{prefix}{kind}:{id}`, shared by every application
+    /// configured the same way, and `build()` logs a warning: set
+    /// [`client_id`](Self::client_id) to keep them apart.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = Some(prefix.into());
         self
@@ -199,10 +209,7 @@ impl MisoClientBuilder {
                 Arc::new(MemoryStorage::builder().clock(Arc::clone(&clock)).build())
             }),
             clock,
-            prefix: self.key_prefix.unwrap_or_else(|| match client_id {
-                Some(id) => format!("miso:{id}:"),
-                None => "miso:".to_owned(),
-            }),
+            prefix: key_prefix(self.key_prefix, client_id, self.client_token.as_ref()),
             ttls: self.ttls,
             stats,
             // A coalesced wait covers the leader's client-token fetch, its call and one retry.
@@ -215,6 +222,23 @@ impl MisoClient {
     /// A builder with the defaults documented on each setter.
     pub fn builder() -> MisoClientBuilder {
         MisoClientBuilder::new()
+    }
+}
+
+/// `{prefix}{client id}:`: the client id is always part of the key, whatever the prefix
+/// (`ARCHITECTURE.md`, "Keys"). Without a configured id, the one a pre-issued client token
+/// names; without either, the prefix alone, with a warning.
+fn key_prefix(prefix: Option<String>, client_id: Option<&str>, token: Option<&Secret>) -> String {
+    let prefix = prefix.unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
+    let derived = || token.and_then(|token| jwt::client_id_unverified(token.expose()));
+    match client_id.map(str::to_owned).or_else(derived) {
+        Some(id) => format!("{prefix}{id}:"),
+        None => {
+            log::warn!(target: "miso_client::client",
+                "no client id, and the client token names none: cache keys under {prefix:?} \
+                 are shared with every application configured the same way; set client_id");
+            prefix
+        }
     }
 }
 
@@ -243,7 +267,10 @@ fn credentials(
 impl fmt::Debug for MisoClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MisoClientBuilder")
-            .field("controller_url", &self.controller_url)
+            .field(
+                "controller_url",
+                &self.controller_url.as_deref().map(redact_url),
+            )
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
             .field("client_token", &self.client_token)

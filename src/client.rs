@@ -9,6 +9,7 @@ use crate::kind::AnswerKind;
 use crate::kind::Fetch;
 use crate::models::UserInfo;
 use crate::principal::{Identity, Principal, Uid, Valid};
+use crate::secret::redact_url;
 use crate::stats::{CacheStats, Stats};
 use std::fmt;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ pub struct MisoClient {
 impl fmt::Debug for MisoClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MisoClient")
-            .field("controller_url", &self.controller.base_url())
+            .field("controller_url", &redact_url(self.controller.base_url()))
             .field("client_id", &self.client_id)
             .field("cache", &self.cache)
             .field("timeout", &self.controller.timeout())

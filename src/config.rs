@@ -6,6 +6,7 @@ use crate::builder::MisoClientBuilder;
 use crate::controller::endpoint;
 use crate::error::{Error, Result};
 use crate::kind::{AnswerKind, Ttls};
+use crate::secret::redact_url;
 use crate::settings::{Env, Field, Section, Source};
 use crate::storage::RedisConfig;
 use serde::{Deserialize, Deserializer};
@@ -142,7 +143,7 @@ impl Config {
     /// | `MISO_API_KEY`, else `API_KEY` | test-only bypass token | none |
     /// | `REDIS_URL` | Redis URL; wins over `REDIS_HOST` and friends | none |
     /// | `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, `REDIS_DB` | Redis, as the SDKs read it | none, 6379, none, 0 |
-    /// | `REDIS_KEY_PREFIX` | the client's key prefix (with Redis only) | `miso:{client_id}:` |
+    /// | `REDIS_KEY_PREFIX` | the key prefix, followed by the client id (with Redis only) | `miso:` |
     ///
     /// Where two names mean the same thing, the first listed (the SDKs' own spelling) wins.
     /// Redis is used when `REDIS_URL` or `REDIS_HOST` is set, else memory.
@@ -323,7 +324,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let redacted = |set: &Option<String>| set.as_ref().map(|_| "[redacted]");
         f.debug_struct("Config")
-            .field("controller_url", &self.controller_url)
+            .field("controller_url", &redact_url(&self.controller_url))
             .field("client_id", &self.client_id)
             .field("client_secret", &redacted(&self.client_secret))
             .field("client_token", &redacted(&self.client_token))

@@ -15,3 +15,6 @@ pub const DEFAULT_PERMISSION_TTL: Duration = Duration::from_secs(900);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default path of the client-token issuer below the controller root: `/api/v1/auth/token`.
 pub const DEFAULT_CLIENT_TOKEN_URI: &str = "/api/v1/auth/token";
+/// Default key prefix: `miso:`. The client id always follows it, so keys live under
+/// `miso:{client_id}:` (see [`MisoClientBuilder::key_prefix`](crate::MisoClientBuilder::key_prefix)).
+pub const DEFAULT_KEY_PREFIX: &str = "miso:";

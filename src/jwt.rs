@@ -1,4 +1,5 @@
-//! The only code in the crate that reads the bytes of a user token.
+//! The only code in the crate that reads the bytes of a token (a user's, or a pre-issued
+//! client token's).
 //!
 //! Nothing here verifies a signature: the controller does that. What is read here may only
 //! *narrow* what the client does (reject a token locally, shorten a TTL, guess a cache key
@@ -102,15 +103,50 @@ impl UnverifiedClaims {
 /// Errors when the token is empty, longer than [`MAX_TOKEN_LEN`], holds a character no JWT
 /// holds, is not three segments, or its payload is not a base64url JSON object.
 pub fn decode_unverified(token: &str) -> Result<UnverifiedClaims, TokenError> {
+    let bytes = payload_json(token)?;
+    let raw: RawClaims<'_> =
+        serde_json::from_slice(&bytes).map_err(|_| TokenError::NotJsonObject)?;
+    Ok(raw.into_claims())
+}
+
+/// The application a pre-issued client token names, **unverified**: `clientId`, else
+/// `client_id`, `azp`, `sub`. Used only to keep applications' cache keys apart when a client
+/// token is configured without a client id (`ARCHITECTURE.md`, "Keys"), never to grant
+/// anything; `None` when the token is not a JWT or names no application.
+pub(crate) fn client_id_unverified(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct ClientClaims<'a> {
+        #[serde(default, borrow, rename = "clientId")]
+        client_id_camel: Option<IdClaim<'a>>,
+        #[serde(default, borrow)]
+        client_id: Option<IdClaim<'a>>,
+        #[serde(default, borrow)]
+        azp: Option<IdClaim<'a>>,
+        #[serde(default, borrow)]
+        sub: Option<IdClaim<'a>>,
+    }
+    let bytes = payload_json(token).ok()?;
+    let claims: ClientClaims<'_> = serde_json::from_slice(&bytes).ok()?;
+    [
+        claims.client_id_camel,
+        claims.client_id,
+        claims.azp,
+        claims.sub,
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(IdClaim::into_string)
+}
+
+/// The decoded payload of a structurally valid token, when it is a JSON object.
+fn payload_json(token: &str) -> Result<Vec<u8>, TokenError> {
     let payload = payload_segment(token)?;
     let bytes = B64.decode(payload).map_err(|_| TokenError::Base64)?;
     // serde reads a struct from a JSON array too (by position); a payload must be an object.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(TokenError::NotJsonObject);
     }
-    let raw: RawClaims<'_> =
-        serde_json::from_slice(&bytes).map_err(|_| TokenError::NotJsonObject)?;
-    Ok(raw.into_claims())
+    Ok(bytes)
 }
 
 /// The payload segment of a structurally valid token (length, characters, three segments).
@@ -329,5 +365,19 @@ mod tests {
                 len: MAX_TOKEN_LEN + 1
             })
         );
+    }
+
+    #[test]
+    fn client_id_of_a_client_token_prefers_client_id_claims() {
+        let id = |payload: &str| client_id_unverified(&token(payload));
+        assert_eq!(
+            id(r#"{"sub":"s","azp":"a","clientId":"c"}"#).as_deref(),
+            Some("c")
+        );
+        assert_eq!(id(r#"{"sub":"s","azp":"a"}"#).as_deref(), Some("a"));
+        assert_eq!(id(r#"{"sub":"s"}"#).as_deref(), Some("s"));
+        assert_eq!(id(r#"{"iat":1}"#), None);
+        assert_eq!(id(r#"["c"]"#), None);
+        assert_eq!(client_id_unverified("not-a-jwt"), None);
     }
 }

@@ -48,7 +48,7 @@
 //! | `MISO_API_KEY` or `API_KEY` | test-only bypass token | none |
 //! | `REDIS_URL` | Redis URL; selects [`RedisStorage`] | none: [`MemoryStorage`] |
 //! | `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, `REDIS_DB` | Redis, as the SDKs read it | none, 6379, none, 0 |
-//! | `REDIS_KEY_PREFIX` | key prefix (with Redis) | `miso:{client_id}:` |
+//! | `REDIS_KEY_PREFIX` | key prefix, before the client id (with Redis) | `miso:` |
 //!
 //! Where two names mean the same, the first listed wins. A missing or malformed value is an
 //! [`Error::Config`] naming the variable, never quoting a value. The settings go through a
@@ -117,13 +117,18 @@
 //!
 //! | answer | key | TTL (default) |
 //! |---|---|---|
-//! | validation | `{prefix}token_validation:{sha256 hex of the token}` | smart, at most `validation_ttl` (120 s) |
-//! | user info | `{prefix}user:{userId}` | `user_ttl` (300 s) |
-//! | roles | `{prefix}roles:{userId}` | `role_ttl` (900 s) |
-//! | permissions | `{prefix}permissions:{userId}` | `permission_ttl` (900 s) |
+//! | validation | `{prefix}{client_id}:token_validation:{sha256 hex of the token}` | smart, at most `validation_ttl` (120 s) |
+//! | user info | `{prefix}{client_id}:user:{userId}` | `user_ttl` (300 s) |
+//! | roles | `{prefix}{client_id}:roles:{userId}` | `role_ttl` (900 s) |
+//! | permissions | `{prefix}{client_id}:permissions:{userId}` | `permission_ttl` (900 s) |
 //!
-//! The prefix defaults to `miso:{client_id}:`, so applications sharing one Redis never read
-//! each other's entries. A TTL of zero turns caching of that kind off. Values are JSON
+//! `{prefix}` is [`key_prefix`](MisoClientBuilder::key_prefix) (`REDIS_KEY_PREFIX`,
+//! `redis.keyPrefix`), [`DEFAULT_KEY_PREFIX`] (`miso:`) when unset; the client id always
+//! follows it, so applications sharing one storage never read each other's entries, even
+//! when configured with the same prefix. With a pre-issued client token and no client id,
+//! the id is the one the token's claims name (`clientId`, `client_id`, `azp`, else `sub`);
+//! if it names none, the keys are `{prefix}{kind}:…` and `build()` logs a warning. The raw
+//! token never appears in a key. A TTL of zero turns caching of that kind off. Values are JSON
 //! envelopes, `{"miso":"<kind>","exp":<unix ms>,"v":<payload>}`; anything else under our key
 //! (junk, another SDK's format, another kind) is a miss and is overwritten.
 //!
@@ -323,8 +328,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use controller::Endpoint;
 pub use defaults::{
-    DEFAULT_CLIENT_TOKEN_URI, DEFAULT_PERMISSION_TTL, DEFAULT_ROLE_TTL, DEFAULT_TIMEOUT,
-    DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL,
+    DEFAULT_CLIENT_TOKEN_URI, DEFAULT_KEY_PREFIX, DEFAULT_PERMISSION_TTL, DEFAULT_ROLE_TTL,
+    DEFAULT_TIMEOUT, DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL,
 };
 pub use error::{Error, ErrorBody, Result, StorageError};
 pub use kind::AnswerKind;

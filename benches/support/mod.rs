@@ -1,6 +1,8 @@
 //! Shared by the criterion benches and the report: typical tokens and the reference work.
 #![allow(dead_code)] // each bench binary uses part of this
 
+pub mod redis_load;
+
 use miso_client::MisoClient;
 use miso_client::testing::FakeController;
 use sha2::{Digest, Sha256};

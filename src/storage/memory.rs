@@ -6,6 +6,7 @@ use crate::error::StorageError;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,8 +22,9 @@ const MAX_SHARDS: usize = 64;
 /// keys rarely touch the same lock. Cheap to clone (clones share the map).
 ///
 /// It never holds more than `max_entries` (default [`DEFAULT_MAX_ENTRIES`]). When a shard is
-/// full, expired entries go first, then an eighth of the shard chosen among the entries not
-/// read since the previous round (oldest first; the CLOCK algorithm's second chance), so a
+/// full, expired entries go first, then a sixteenth of the shard chosen among the entries not
+/// read since the clock hand last passed them (oldest first; the CLOCK algorithm's second
+/// chance: an entry read meanwhile goes to the back of the line instead), so a
 /// flood of one-off keys cannot push out the entries that are read all the time. A hit only
 /// takes a shared read lock on its shard and never writes a counter other threads read.
 ///
@@ -47,6 +49,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     /// Insertion counter: bumped on writes only, never on reads.
     inserts: AtomicU64,
+    /// Picks a key's shard; seeded apart from the maps' hashers.
+    shard_hasher: foldhash::fast::RandomState,
 }
 
 /// foldhash, seeded per process, instead of SipHash: two lookups run on every check and the
@@ -61,9 +65,10 @@ struct Shard {
 struct Entry {
     value: Box<[u8]>,
     expires_ms: u64,
-    /// Insertion order within the shard (assigned under the write lock).
+    /// Insertion order within the shard (assigned under the write lock; renewed when the
+    /// clock hand gives the entry a second chance).
     inserted: u64,
-    /// Read since the last eviction round (CLOCK's second chance). Reads only store to it when
+    /// Read since the clock hand last passed it (CLOCK's second chance). Reads only store to it when
     /// it is clear, so a hit is a load, not a read-modify-write shared between threads.
     referenced: AtomicBool,
 }
@@ -105,6 +110,7 @@ impl MemoryStorageBuilder {
                 shards,
                 clock: self.clock,
                 inserts: AtomicU64::new(0),
+                shard_hasher: foldhash::fast::RandomState::default(),
             }),
         }
     }
@@ -151,13 +157,13 @@ impl MemoryStorage {
         if shards.len() == 1 {
             return &shards[0];
         }
-        // FNV-1a over the key's tail: keys differ at their end (a hash's hex, a user id), the
-        // map inside the shard still uses SipHash, and this runs on every read.
-        let tail = &key.as_bytes()[key.len().saturating_sub(16)..];
-        let hash = tail.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        &shards[(hash % shards.len() as u64) as usize]
+        // The whole key, not its tail: user ids such as e-mail addresses share their ending,
+        // and a tail would send them all to one shard (`ARCHITECTURE.md`, "Keys"). The
+        // hasher's seed is not the maps' own, so the keys of one shard still spread inside it.
+        let hash = self.inner.shard_hasher.hash_one(key);
+        // The high half times the count: uniform over the shards whatever their number.
+        let index = ((hash >> 32) * shards.len() as u64) >> 32;
+        &shards[index as usize]
     }
 
     fn now_ms(&self) -> u64 {
@@ -172,25 +178,47 @@ impl Default for MemoryStorage {
 }
 
 impl Shard {
-    /// Makes room for one more entry: expired entries first, then entries not read since the
-    /// last round (oldest first), then the oldest of the rest. Survivors lose their
-    /// "referenced" mark, so an entry stays only while it keeps being read.
-    fn evict(map: &mut Map, per_shard: usize, now_ms: u64) {
+    /// Makes room for one more entry: expired entries first, then the oldest entries not read
+    /// since the clock hand last passed them. An entry the hand passes that was read meanwhile
+    /// loses its mark and goes to the back of the line (stamped from `order`, the insertion
+    /// counter), so an entry stays as long as it is read about once per lap of its shard.
+    fn evict(map: &mut Map, per_shard: usize, now_ms: u64, order: &AtomicU64) {
         map.retain(|_, e| e.expires_ms > now_ms);
         if map.len() < per_shard {
             return;
         }
-        // Free an eighth at once so a flood of new keys costs O(1) amortized per insert.
-        let target = per_shard - (per_shard / 8).max(1);
-        let mut order: Vec<(bool, u64)> = map
-            .values()
-            .map(|e| (e.referenced.load(Ordering::Relaxed), e.inserted))
+        // A sixteenth at once: O(1) amortized per insert, and a full shard stays at least
+        // 15/16 used (an eighth left a flooded storage only ~94% used).
+        let free = (per_shard / 16).max(1);
+        let unread = |map: &Map| -> Vec<u64> {
+            let unread = map
+                .values()
+                .filter(|e| !e.referenced.load(Ordering::Relaxed));
+            unread.map(|e| e.inserted).collect()
+        };
+        let mut candidates = unread(map);
+        if candidates.len() < free {
+            // Nearly everything was read since the last lap: a new lap starts unmarked.
+            map.values()
+                .for_each(|e| e.referenced.store(false, Ordering::Relaxed));
+            candidates = unread(map);
+        }
+        let (_, &mut hand, _) = candidates.select_nth_unstable(free - 1);
+        Self::second_chance(map, hand, order);
+        map.retain(|_, e| e.inserted > hand || e.referenced.load(Ordering::Relaxed));
+    }
+
+    /// The entries older than `hand` that were read since it last passed them: unmarked and
+    /// moved to the back of the line, in their order.
+    fn second_chance(map: &mut Map, hand: u64, order: &AtomicU64) {
+        let mut passed: Vec<&mut Entry> = map
+            .values_mut()
+            .filter(|e| e.inserted < hand && e.referenced.load(Ordering::Relaxed))
             .collect();
-        let cut = map.len() - target;
-        let (_, &mut threshold, _) = order.select_nth_unstable(cut - 1);
-        map.retain(|_, e| (e.referenced.load(Ordering::Relaxed), e.inserted) > threshold);
-        for entry in map.values() {
-            entry.referenced.store(false, Ordering::Relaxed);
+        passed.sort_unstable_by_key(|e| e.inserted);
+        for entry in passed {
+            *entry.referenced.get_mut() = false;
+            entry.inserted = order.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -220,7 +248,7 @@ impl Storage for MemoryStorage {
         let shard = self.shard(key);
         let mut map = shard.map.write();
         if !map.contains_key(key) && map.len() >= self.inner.per_shard {
-            Shard::evict(&mut map, self.inner.per_shard, now_ms);
+            Shard::evict(&mut map, self.inner.per_shard, now_ms, &self.inner.inserts);
         }
         let inserted = self.inner.inserts.fetch_add(1, Ordering::Relaxed);
         let entry = Entry {

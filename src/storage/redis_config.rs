@@ -3,6 +3,7 @@
 //! a configuration naming Redis in a build without it is a clear error rather than ignored.
 
 use crate::error::{Error, Result};
+use crate::secret::redact_url;
 use crate::settings::{Env, Field, Section, Source};
 use std::fmt;
 
@@ -55,10 +56,12 @@ pub struct RedisConfig {
     pub password: Option<String>,
     /// The database number. Defaults to 0.
     pub db: u32,
-    /// The prefix of the client's keys (`REDIS_KEY_PREFIX`); see
+    /// The prefix of the client's keys (`REDIS_KEY_PREFIX`), followed by the client id: keys
+    /// are `{key_prefix}{client_id}:…`; see
     /// [`MisoClientBuilder::key_prefix`](crate::MisoClientBuilder::key_prefix). Defaults to
-    /// none: `miso:{client_id}:`. Setting it to the prefix another SDK uses makes the two
-    /// overwrite each other's entries, since their value formats differ.
+    /// none: [`DEFAULT_KEY_PREFIX`](crate::DEFAULT_KEY_PREFIX) (`miso:`). Another SDK writing
+    /// under the same keys makes the two overwrite each other's entries, since their value
+    /// formats differ.
     pub key_prefix: Option<String>,
 }
 
@@ -163,16 +166,6 @@ impl fmt::Debug for RedisConfig {
             .field("db", &self.db)
             .field("key_prefix", &self.key_prefix)
             .finish()
-    }
-}
-
-/// A URL with whatever sits between `://` and the last `@` (user and password) hidden.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}[redacted]{}", &url[..scheme_end + 3], &url[at..])
-        }
-        _ => url.to_owned(),
     }
 }
 

@@ -606,10 +606,12 @@ fn default_key_prefix_names_the_client_id_and_can_be_set() {
             .unwrap()
             .is_some()
     );
+    // A custom prefix goes before the client id; it never replaces it.
     let s = Setup::with(|b| b.key_prefix("custom:"));
     let token = s.user("alice", &["a"], &[]);
     s.client.get_roles(&token).unwrap();
-    assert!(s.storage.get("custom:roles:alice").unwrap().is_some());
+    let key = format!("custom:{}:roles:alice", s.fake.client_id());
+    assert!(s.storage.get(&key).unwrap().is_some());
 }
 
 #[test]

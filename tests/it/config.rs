@@ -151,10 +151,13 @@ fn redis_variables_select_a_shared_redis_cache() {
     let (a, b) = (client(), client());
     assert!(a.has_role(&token, "admin").unwrap());
     let stored: bool = redis::cmd("EXISTS")
-        .arg(format!("{prefix}roles:alice"))
+        .arg(format!("{prefix}{}:roles:alice", fake.client_id()))
         .query(&mut raw(&url))
         .unwrap();
-    assert!(stored, "roles stored under REDIS_KEY_PREFIX");
+    assert!(
+        stored,
+        "roles stored under REDIS_KEY_PREFIX and the client id"
+    );
     assert!(b.has_role(&token, "admin").unwrap());
     assert_eq!(
         fake.calls(Endpoint::Roles),

@@ -13,6 +13,8 @@ mod config;
 mod errors;
 mod fake_controller;
 mod fuzz_seeds;
+mod keys;
+mod redis_load;
 mod redis_storage;
 mod secrets;
 mod single_flight;

@@ -712,8 +712,9 @@ impl World {
             .expect("valid client settings")
     }
 
+    /// `{prefix}{client_id}:{kind}:{id}`: the client id follows the configured prefix.
     fn key(&self, kind: &str, id: &str) -> String {
-        format!("{}{kind}:{id}", self.prefix)
+        format!("{}{}:{kind}:{id}", self.prefix, self.fake.client_id())
     }
 
     fn validation_key(&self, token: &str) -> String {

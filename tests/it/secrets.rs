@@ -545,3 +545,54 @@ fn redis_storage_config_and_their_errors_never_show_the_password() {
     let client = MisoClient::from_config(config).unwrap();
     check("MisoClient from config", &format!("{client:?}"), &secrets);
 }
+
+// ---------------------------------------------------------------------------------------
+// Passwords in URLs
+// ---------------------------------------------------------------------------------------
+
+const URL_PASSWORD: &str = "pw-Hostile-Url-Password-0006-Tc3";
+
+/// A controller URL may carry userinfo (`https://svc:pw@host`): its password never shows in
+/// the `Debug` of the builder, the client or a `Config`, nor in an error or a log line.
+#[test]
+fn controller_url_passwords_never_show() {
+    let w = World::new();
+    let port = w.fake.url().rsplit(':').next().unwrap().to_owned();
+    let secrets = w.secrets(&[URL_PASSWORD]);
+    let urls = [
+        format!("http://svc:{URL_PASSWORD}@127.0.0.1:{port}"),
+        format!("http://svc:{URL_PASSWORD}@"),
+        format!("http://svc:{URL_PASSWORD}@:{port}"),
+        format!("http://{URL_PASSWORD}@127.0.0.1:{port}/miso"),
+    ];
+    for url in &urls {
+        let builder = MisoClient::builder()
+            .controller_url(url)
+            .client_id(APP)
+            .client_secret(CLIENT_SECRET)
+            .clock(w.clock.clone())
+            .timeout(Duration::from_millis(400));
+        check(
+            "MisoClientBuilder",
+            &format!("{builder:?}\n{builder:#?}"),
+            &secrets,
+        );
+        let mut config = miso_client::Config::new(url);
+        config.client_id = Some(APP.into());
+        check("Config", &format!("{config:?}\n{config:#?}"), &secrets);
+        let client = match builder.build() {
+            Ok(client) => client,
+            Err(error) => {
+                check("Config error", &error_text(&error), &secrets);
+                continue;
+            }
+        };
+        let shown = format!("{client:?}\n{client:#?}");
+        check("MisoClient", &shown, &secrets);
+        assert!(shown.contains("[redacted]@"), "{shown}");
+        match client.validate_token(&w.alice) {
+            Ok(valid) => assert!(valid, "{url}"),
+            Err(error) => check("a call's error", &error_text(&error), &secrets),
+        }
+    }
+}

@@ -53,6 +53,8 @@ pub(super) struct Health {
     pub(super) outages: AtomicU64,
     /// Calls answered without touching Redis during a cool-down.
     pub(super) skipped: AtomicU64,
+    /// Calls that found every pooled connection busy for the whole `pool_wait`.
+    pub(super) pool_timeouts: AtomicU64,
     pub(super) fallback: Option<MemoryStorage>,
     /// `host:port/db`, for log lines and errors.
     pub(super) target: String,
@@ -68,6 +70,7 @@ impl Health {
             attempts: AtomicU64::new(0),
             outages: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            pool_timeouts: AtomicU64::new(0),
             fallback,
             target,
         }

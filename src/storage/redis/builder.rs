@@ -123,8 +123,10 @@ impl RedisStorageBuilder {
     }
 
     /// The longest a call waits for a pooled connection (all busy, or a new one being
-    /// opened); running out counts as an outage. Must be more than zero. Defaults to
-    /// [`RedisStorage::DEFAULT_POOL_WAIT`] (200 ms).
+    /// opened). Running out while other callers hold connections is an error for that call
+    /// alone (a cache miss, counted in [`RedisStorage::pool_timeouts`]), not an outage: a
+    /// busy pool is not a dead Redis. Running out with no connection at all is an outage.
+    /// Must be more than zero. Defaults to [`RedisStorage::DEFAULT_POOL_WAIT`] (200 ms).
     pub fn pool_wait(mut self, wait: Duration) -> Self {
         self.settings.pool_wait = wait;
         self

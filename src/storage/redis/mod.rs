@@ -53,6 +53,10 @@ const MAX_PX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 ///   reads as a miss, or the fallback's answer);
 /// - after the cool-down one caller probes Redis with a fresh connection while the others
 ///   keep skipping; when the probe succeeds Redis is used again, with no restart;
+/// - a call that finds every pooled connection busy for `pool_wait` while Redis answers the
+///   callers holding them fails alone (a miss, counted in
+///   [`pool_timeouts`](Self::pool_timeouts)); that is load, not an outage, and opens no
+///   cool-down;
 /// - one call waits at most about `pool_wait + io_timeout` (400 ms with the defaults); if its
 ///   pooled connection turns out to have been closed (a Redis restart, an idle timeout), it
 ///   tries once more on a fresh one, within `connect_timeout + io_timeout`;
@@ -140,8 +144,8 @@ impl RedisStorage {
     ///   none) and `REDIS_DB` (default 0), as the official SDKs read them;
     /// - `REDIS_KEY_PREFIX`, if set, is kept for the client's key prefix: read it with
     ///   [`RedisStorageBuilder::env_key_prefix`] and pass it to
-    ///   [`MisoClientBuilder::key_prefix`](crate::MisoClientBuilder::key_prefix). Storage
-    ///   does not prefix keys itself.
+    ///   [`MisoClientBuilder::key_prefix`](crate::MisoClientBuilder::key_prefix), which puts
+    ///   the client id after it. Storage does not prefix keys itself.
     ///
     /// ```
     /// use miso_client::RedisStorage;
@@ -191,6 +195,14 @@ impl RedisStorage {
         self.inner.health.outages.load(Ordering::Relaxed)
     }
 
+    /// How many calls found no free pooled connection within
+    /// [`pool_wait`](RedisStorageBuilder::pool_wait) while other callers held them all: each
+    /// was a miss for that call alone, not an outage. Growing steadily means the pool is
+    /// too small for the load (or Redis too far away for it).
+    pub fn pool_timeouts(&self) -> u64 {
+        self.inner.health.pool_timeouts.load(Ordering::Relaxed)
+    }
+
     /// How many calls were answered without touching Redis because it was in a cool-down.
     pub fn skipped_calls(&self) -> u64 {
         self.inner.health.skipped.load(Ordering::Relaxed)
@@ -224,11 +236,7 @@ impl RedisStorage {
     ) -> Outcome<T> {
         let mut conn = match self.checkout() {
             Ok(conn) => conn,
-            Err(error) => {
-                let target = &self.inner.health.target;
-                let message = format!("no Redis connection from {target} in time");
-                return self.unavailable(StorageError::with_source(message, error).into_timeout());
-            }
+            Err(error) => return self.no_connection(error),
         };
         let error = match op(&mut conn.conn) {
             Ok(value) => return Outcome::Done(value),
@@ -241,6 +249,25 @@ impl RedisStorage {
         conn.broken = true;
         drop(conn);
         self.retry_fresh(op, error)
+    }
+
+    /// No pooled connection within `pool_wait`. While other callers hold connections, Redis
+    /// is answering them: the pool is busy, and this call alone is a miss (`ARCHITECTURE.md`,
+    /// "Redis"). With no connection at all, connects fail or hang: an outage (a failed
+    /// connect has already started it).
+    fn no_connection<T>(&self, error: r2d2::Error) -> Outcome<T> {
+        let health = &self.inner.health;
+        let message = format!("no Redis connection from {} in time", health.target);
+        let error = StorageError::with_source(message, error).into_timeout();
+        if health.is_down() {
+            return Outcome::Unavailable(error);
+        }
+        if self.inner.pool.state().connections == 0 {
+            return self.unavailable(error);
+        }
+        health.pool_timeouts.fetch_add(1, Ordering::Relaxed);
+        log::debug!(target: LOG_TARGET, "Redis pool busy: {error}");
+        Outcome::Refused(error)
     }
 
     /// After a pooled connection failed with `error`. A connection the server or a middlebox
@@ -331,7 +358,8 @@ impl RedisStorage {
 /// How one Redis call ended.
 enum Outcome<T> {
     Done(T),
-    /// Redis answered with an error reply: an error, but Redis is up.
+    /// An error for this call alone, Redis is up: it answered with an error reply, or every
+    /// pooled connection was busy serving other callers.
     Refused(StorageError),
     /// Redis is unavailable (skipped, or this call found it failing): the fallback answers
     /// if there is one.
@@ -435,6 +463,7 @@ impl fmt::Debug for RedisStorage {
             .field("fallback", &self.inner.health.fallback)
             .field("available", &self.is_available())
             .field("connection_attempts", &self.connection_attempts())
+            .field("pool_timeouts", &self.pool_timeouts())
             .finish()
     }
 }
