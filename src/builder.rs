@@ -97,8 +97,9 @@ impl MisoClientBuilder {
         self
     }
 
-    /// How long answers of `kind` are cached; zero disables caching of that kind. Defaults
-    /// to [`AnswerKind::default_ttl`]. The shorthands below set one kind each.
+    /// How long answers of `kind` are cached; zero disables caching of that kind, and more
+    /// than [`MAX_TTL`](crate::MAX_TTL) (one year) is refused by `build()`. Defaults to
+    /// [`AnswerKind::default_ttl`]. The shorthands below set one kind each.
     pub fn ttl(mut self, kind: AnswerKind, ttl: Duration) -> Self {
         self.ttls.set(kind, ttl);
         self
@@ -156,7 +157,7 @@ impl MisoClientBuilder {
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) naming the setting when the controller URL is missing or not
     /// `http(s)://`, when neither a client token nor a client id with a secret is given, or
-    /// when the timeout is zero.
+    /// when the timeout is zero, or when a TTL is longer than [`MAX_TTL`](crate::MAX_TTL).
     pub fn build(self) -> Result<MisoClient> {
         let url = match self.controller_url.as_deref().map(str::trim) {
             None | Some("") => Err("controller_url is required".to_owned()),
@@ -172,6 +173,7 @@ impl MisoClientBuilder {
         if self.timeout.is_zero() {
             return Err(Error::Config("timeout must be more than zero".into()));
         }
+        self.ttls.check().map_err(Error::Config)?;
         let stats = Arc::new(Stats::default());
         let controller = Controller::new(
             &url,
@@ -205,8 +207,7 @@ impl MisoClientBuilder {
             }),
             ttls: self.ttls,
             stats,
-            // A coalesced wait covers the leader's client-token fetch, its call and one retry.
-            wait_bound: self.timeout * 3 + Duration::from_secs(1),
+            wait_bound: fetch_bound(self.timeout),
         })
     }
 }
@@ -216,6 +217,16 @@ impl MisoClient {
     pub fn builder() -> MisoClientBuilder {
         MisoClientBuilder::new()
     }
+}
+
+/// The longest one fetch of an answer may take: the leader's client-token fetch, its call
+/// and one retry, each bounded by `timeout`, and a second of slack. Coalesced waits and
+/// invalidation markers are sized by it (`ARCHITECTURE.md`, "The cache-aside flow").
+/// Saturating: any timeout is accepted.
+fn fetch_bound(timeout: Duration) -> Duration {
+    timeout
+        .saturating_mul(3)
+        .saturating_add(Duration::from_secs(1))
 }
 
 /// How the application proves itself: a pre-issued client token, else a client id with a

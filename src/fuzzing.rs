@@ -8,7 +8,7 @@
 //! the same bytes (`serde_json::Value`) rather than against the decoders' own logic, so a
 //! decoder that accepts the wrong thing is caught, not only one that panics.
 
-use crate::cache::{decode_envelope, encode_envelope};
+use crate::cache::{TOMBSTONE, decode_envelope, decode_named, encode_envelope};
 use crate::controller::decode::{
     decode_client_token, decode_list, decode_logout, decode_user, decode_validation,
     parse_error_body,
@@ -564,6 +564,9 @@ pub fn envelope(data: &[u8]) {
         .filter(|kind| decode_envelope::<IgnoredAny>(**kind, data).is_some())
         .count();
     assert!(kinds <= 1, "one stored value decodes as {kinds} kinds");
+    if decode_named::<IgnoredAny>(TOMBSTONE, data).is_some() {
+        assert_eq!(kinds, 0, "an invalidation marker decodes as an answer");
+    }
 }
 
 fn round_trip<T>(kind: Kind, data: &[u8], value: Option<&Value>)

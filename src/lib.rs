@@ -324,7 +324,7 @@ pub use defaults::{
     DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL,
 };
 pub use error::{Error, ErrorBody, Result, StorageError};
-pub use kind::AnswerKind;
+pub use kind::{AnswerKind, MAX_TTL};
 pub use models::UserInfo;
 pub use stats::{CacheStats, KindStats};
 pub use storage::{
