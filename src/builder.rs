@@ -15,6 +15,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The longest controller timeout: a year, which is no bound in practice and keeps every
+/// deadline computed from it representable.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Configures a [`MisoClient`]. Obtain with [`MisoClient::builder`].
 ///
 /// `build()` only checks the settings; it does no network I/O.
@@ -138,9 +142,11 @@ impl MisoClientBuilder {
     }
 
     /// The whole-request timeout of each controller call (connect, send, receive). Must be
-    /// more than zero. Defaults to [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT) (10 s).
+    /// more than zero; anything over a year counts as a year. Defaults to
+    /// [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT) (10 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        // Clamped: deadlines are computed from it, and a year is no bound in practice.
+        self.timeout = timeout.min(MAX_TIMEOUT);
         self
     }
 

@@ -637,6 +637,14 @@ mod tests {
                 r#"{"controllerUrl":"http://c","cache":{"role_ttl":-1}}"#,
                 "cache.role_ttl",
             ),
+            (
+                r#"{"controllerUrl":"http://c","cache":{"roleTTL":1e19}}"#,
+                "cache.roleTTL must be at most 31536000 seconds",
+            ),
+            (
+                r#"{"controllerUrl":"http://c","cache":{"userTTL":31536000.5}}"#,
+                "cache.userTTL must be at most",
+            ),
             (r#"{"controllerUrl":"http://c","cache":"hunter2"}"#, "cache"),
             (
                 r#"{"controllerUrl":"http://c","clientSecret":["hunter2"]}"#,

@@ -1,6 +1,7 @@
 //! The cache-aside flow against a real HTTP fake controller, time from a manual clock:
 //! every rule of caching.md, and the same behaviours for each of the four kinds of answer.
 
+use crate::support::held_write::poll_until;
 use crate::support::{FlakyStorage, HOUR, Setup, is_cleared};
 use miso_client::testing::Fault;
 use miso_client::{Endpoint, MisoClient, MisoClientBuilder, Storage};
@@ -202,6 +203,43 @@ fn smart_validation_ttl_follows_the_token_expiry() {
         );
         assert_eq!(still_valid, cached_for < lifetime);
     }
+}
+
+/// The clock moves on while the controller answers: the entry still expires 120 s after the
+/// call began, never later (so never past the token's `exp`).
+#[test]
+fn a_slow_validation_is_cached_from_when_its_call_began() {
+    let s = Setup::new();
+    let token = s.fake.mint_token("alice", Duration::from_secs(200));
+    s.fake.inject(
+        Endpoint::Validate,
+        Fault::delay(Duration::from_millis(500)),
+        1,
+    );
+    let client = Arc::new(s.client);
+    let slow = {
+        let (client, token) = (Arc::clone(&client), token.clone());
+        std::thread::spawn(move || client.validate_token(&token).unwrap())
+    };
+    let at_fake = || s.fake.calls(Endpoint::Validate) == 1;
+    assert!(poll_until(Duration::from_secs(10), at_fake));
+    s.clock.advance(Duration::from_secs(100));
+    assert!(slow.join().unwrap());
+    s.clock
+        .advance(Duration::from_secs(20) - Duration::from_millis(1));
+    assert!(client.validate_token(&token).unwrap());
+    assert_eq!(
+        s.fake.calls(Endpoint::Validate),
+        1,
+        "cached until 120 s after the call began"
+    );
+    s.clock.advance(Duration::from_millis(1));
+    assert!(client.validate_token(&token).unwrap());
+    assert_eq!(
+        s.fake.calls(Endpoint::Validate),
+        2,
+        "and not a moment longer"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Shared set-up for the integration tests: a fake controller and a client on one manual clock.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod held_write;
 #[cfg(feature = "redis")]
 pub mod redis;
 
