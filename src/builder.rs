@@ -176,10 +176,7 @@ impl MisoClientBuilder {
             &client_id,
             self.client_secret.clone(),
         )?;
-        if self.timeout.is_zero() {
-            return Err(Error::Config("timeout must be more than zero".into()));
-        }
-        self.ttls.check().map_err(Error::Config)?;
+        self.check_numbers()?;
         let stats = Arc::new(Stats::default());
         let controller = Controller::new(
             &url,
@@ -197,6 +194,14 @@ impl MisoClientBuilder {
         Ok(MisoClient::new(
             controller, cache, stats, client_id, api_key,
         ))
+    }
+
+    /// The timeout is more than zero, every TTL at most [`MAX_TTL`](crate::MAX_TTL).
+    fn check_numbers(&self) -> Result<()> {
+        if self.timeout.is_zero() {
+            return Err(Error::Config("timeout must be more than zero".into()));
+        }
+        self.ttls.check().map_err(Error::Config)
     }
 
     /// The cache of a checked builder.

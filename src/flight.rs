@@ -9,7 +9,7 @@
 
 use crate::Endpoint;
 use crate::error::{Error, Result};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::any::Any;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -101,21 +101,32 @@ impl Flights {
                 None => Flight::Declined(fetch()),
             };
         }
+        Flight::Led(self.lead(&slot, ticket, personal, fetch))
+    }
+
+    /// Runs the fetch as the leader of `slot` and publishes its result.
+    fn lead<T: Clone + Send + Sync + 'static>(
+        &self,
+        slot: &Arc<Slot>,
+        ticket: &Ticket<'_>,
+        personal: impl FnOnce(&Result<T>) -> bool,
+        fetch: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         // The guard publishes a result and leaves the map even if `fetch` panics, so waiters
         // never sleep out their bound for a leader that is gone.
         let guard = Leader {
             flights: self,
             key: ticket.key,
-            slot: &slot,
+            slot,
             endpoint: ticket.endpoint,
         };
         let result = fetch();
-        let personal = personal(&result);
+        let shared = result.clone().map(|v| Arc::new(v) as Shared);
         guard.finish(Published {
-            result: result.clone().map(|v| Arc::new(v) as Shared),
-            personal,
+            personal: personal(&result),
+            result: shared,
         });
-        Flight::Led(result)
+        result
     }
 
     /// Forgets the fetch of `key` in flight, if any: threads arriving from now on start a
@@ -144,36 +155,47 @@ impl Flights {
 
     /// The leader's result, or `None` when it is personal to another asker.
     fn wait<T: Clone + 'static>(slot: &Slot, ticket: &Ticket<'_>) -> Option<Result<T>> {
-        let endpoint = ticket.endpoint;
-        // A bound too large for the clock is no bound: the leader's guard always publishes.
-        let deadline = Instant::now().checked_add(ticket.wait_bound);
-        let mut published = slot.result.lock();
-        while published.is_none() {
-            let Some(deadline) = deadline else {
-                slot.done.wait(&mut published);
-                continue;
-            };
-            if slot.done.wait_until(&mut published, deadline).timed_out() && published.is_none() {
-                return Some(Err(Error::Timeout {
-                    endpoint,
-                    after: ticket.wait_bound,
-                }));
-            }
-        }
+        let (endpoint, after) = (ticket.endpoint, ticket.wait_bound);
+        let Some(published) = Self::published(slot, after) else {
+            return Some(Err(Error::Timeout { endpoint, after }));
+        };
         let published = published.as_ref()?;
         if published.personal && slot.owner != ticket.asker {
             return None;
         }
-        Some(match &published.result {
-            Ok(shared) => shared
-                .downcast_ref::<T>()
-                .cloned()
-                .ok_or_else(|| Error::Decode {
-                    endpoint,
-                    reason: "coalesced answer of another type".into(),
+        Some(
+            published
+                .result
+                .as_ref()
+                .map_err(Error::clone)
+                .and_then(|shared| {
+                    shared
+                        .downcast_ref::<T>()
+                        .cloned()
+                        .ok_or_else(|| Error::Decode {
+                            endpoint,
+                            reason: "coalesced answer of another type".into(),
+                        })
                 }),
-            Err(error) => Err(error.clone()),
-        })
+        )
+    }
+
+    /// The slot's result once published, or `None` if `bound` passed first.
+    fn published(slot: &Slot, bound: Duration) -> Option<MutexGuard<'_, Option<Published>>> {
+        // A bound too large for the clock is no bound: the leader's guard always publishes.
+        let deadline = Instant::now().checked_add(bound);
+        let mut published = slot.result.lock();
+        while published.is_none() {
+            match deadline {
+                Some(deadline) => {
+                    if slot.done.wait_until(&mut published, deadline).timed_out() {
+                        return published.is_some().then_some(published);
+                    }
+                }
+                None => slot.done.wait(&mut published),
+            }
+        }
+        Some(published)
     }
 }
 

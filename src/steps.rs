@@ -37,14 +37,7 @@ impl MisoClient {
             Some((key, raw)) => (key, Read::Prefetched(raw)),
             None => (self.cache.keys().validation(token), Read::Storage),
         };
-        let kind = AnswerKind::Validation;
-        let ask = Ask {
-            kind,
-            key: &key,
-            read,
-            endpoint: kind.spec().endpoint,
-            token,
-        };
+        let ask = Ask::new(AnswerKind::Validation, &key, read, token);
         let seen: Option<V> = self.cache.flow(ask, || self.fetch_validation(token))?;
         Ok(seen.map(Identity::User))
     }
@@ -54,13 +47,7 @@ impl MisoClient {
     fn fetch_validation(&self, token: &str) -> Result<(Option<Principal>, Duration)> {
         let not_valid = Ok((None, Duration::ZERO));
         let now = self.cache.now();
-        let claims = match jwt::decode_unverified(token) {
-            Ok(claims) if claims.is_expired_at(now) => Err("past its exp".to_owned()),
-            checked => checked.map_err(|reason| reason.to_string()),
-        };
-        let Ok(claims) = claims.inspect_err(|reason| {
-            log::debug!(target: "miso_client::client", "token refused locally: {reason}");
-        }) else {
+        let Some(claims) = checked_locally(token, now) else {
             return not_valid;
         };
         let body = serde_json::json!({ "token": token }).to_string();
@@ -155,13 +142,7 @@ impl MisoClient {
         match uid {
             Some(uid) => {
                 let key = self.cache.keys().user_scoped(kind, &uid);
-                let ask = Ask {
-                    kind,
-                    key: &key,
-                    read,
-                    endpoint,
-                    token,
-                };
+                let ask = Ask::new(kind, &key, read, token).via(endpoint);
                 self.cache.flow(ask, fetch)
             }
             None => fetch().map(|(value, _)| value),
@@ -197,6 +178,20 @@ impl MisoClient {
             .flat_map(|uid| kinds.clone().map(move |kind| keys.user_scoped(kind, uid)))
             .collect()
     }
+}
+
+/// The token's claims if it passes the local checks (well-formed, not past its `exp`), read
+/// without verifying it: they only narrow (`ARCHITECTURE.md`, "Rules").
+fn checked_locally(token: &str, now: std::time::SystemTime) -> Option<jwt::UnverifiedClaims> {
+    let claims = match jwt::decode_unverified(token) {
+        Ok(claims) if claims.is_expired_at(now) => Err("past its exp".to_owned()),
+        checked => checked.map_err(|reason| reason.to_string()),
+    };
+    claims
+        .inspect_err(|reason| {
+            log::debug!(target: "miso_client::client", "token refused locally: {reason}");
+        })
+        .ok()
 }
 
 /// A check's entries read in one batch: the validation key and value, and the guessed user

@@ -104,12 +104,31 @@ pub(crate) enum Read {
 
 /// One question to the flow.
 pub(crate) struct Ask<'a> {
-    pub(crate) kind: AnswerKind,
-    pub(crate) key: &'a str,
-    pub(crate) read: Read,
-    pub(crate) endpoint: Endpoint,
+    kind: AnswerKind,
+    key: &'a str,
+    read: Read,
+    endpoint: Endpoint,
     /// The token asking: only told apart from other tokens, in single-flight.
-    pub(crate) token: &'a str,
+    token: &'a str,
+}
+
+impl<'a> Ask<'a> {
+    /// A question of `kind` about `key`, answered by the kind's own endpoint.
+    pub(crate) fn new(kind: AnswerKind, key: &'a str, read: Read, token: &'a str) -> Self {
+        let endpoint = kind.spec().endpoint;
+        Self {
+            kind,
+            key,
+            read,
+            endpoint,
+            token,
+        }
+    }
+
+    /// The same question, answered by `endpoint` (a refresh endpoint).
+    pub(crate) fn via(self, endpoint: Endpoint) -> Self {
+        Self { endpoint, ..self }
+    }
 }
 
 /// What the leader found under the key just before it fetched.
@@ -220,15 +239,26 @@ impl Cache {
             wait_bound: self.fetch_bound,
             endpoint: ask.endpoint,
         };
+        self.shared(kind, &ticket, lead).map(V::of)
+    }
+
+    /// The miss's fetch through single-flight: led here, or shared with the leader's, unless
+    /// the leader's answer is personal to another token.
+    fn shared<T: Answer>(
+        &self,
+        kind: AnswerKind,
+        ticket: &Ticket<'_>,
+        lead: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
         let personal = |result: &Result<T>| match result {
             Ok(answer) => answer.personal(),
             Err(error) => error.is_unauthenticated(),
         };
-        let outcome = self.flights.run(&ticket, personal, lead);
+        let outcome = self.flights.run(ticket, personal, lead);
         if outcome.waited() {
             self.stats.coalesced(kind);
         }
-        outcome.into_inner().map(V::of)
+        outcome.into_inner()
     }
 
     /// The leader's part of a miss: read again (`reread`: `Some(decode)` where the kind is

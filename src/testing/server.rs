@@ -136,7 +136,7 @@ impl Shared {
         minted
             .expires_at
             .is_none_or(|exp| exp > now)
-            .then(|| Minted {
+            .then_some(Minted {
                 user_id,
                 expires_at: minted.expires_at,
             })

@@ -37,6 +37,15 @@ pub(super) fn px_millis(ttl: Duration) -> u64 {
         .clamp(1, MAX_PX_MS)
 }
 
+/// The script's hash, asked of Redis once per process.
+fn set_if_sha(conn: &mut redis::Connection) -> RedisResult<&'static str> {
+    if let Some(sha) = SET_IF_SHA.get() {
+        return Ok(sha);
+    }
+    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(SET_IF).query(conn)?;
+    Ok(SET_IF_SHA.get_or_init(|| sha))
+}
+
 /// Runs the compare-and-set script by its hash; a Redis that does not know it (restarted,
 /// `SCRIPT FLUSH`ed, another node of a cluster) gets the script itself, which also caches it
 /// there again.
@@ -56,14 +65,7 @@ fn set_if_script(
             .arg(px);
         cmd
     };
-    let sha = match SET_IF_SHA.get() {
-        Some(sha) => sha,
-        None => {
-            let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(SET_IF).query(conn)?;
-            SET_IF_SHA.get_or_init(|| sha)
-        }
-    };
-    match args("EVALSHA", sha).query::<i64>(conn) {
+    match args("EVALSHA", set_if_sha(conn)?).query::<i64>(conn) {
         Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
             args("EVAL", SET_IF)
                 .query::<i64>(conn)
