@@ -123,3 +123,34 @@ fn a_redis_restart_in_the_middle_still_ends_with_the_right_answer() {
     );
     assert!(server.command_calls("eval") >= 1);
 }
+
+/// While Redis is down, an invalidation is kept in the fallback but still reported (the other
+/// processes have not seen it), and a compare-and-set is the fallback's own.
+#[test]
+fn during_an_outage_invalidation_is_an_error_and_set_if_uses_the_fallback() {
+    let test = "during_an_outage_invalidation_is_an_error_and_set_if_uses_the_fallback";
+    let Some(mut server) = own_redis_or_skip(test) else {
+        return;
+    };
+    let fallback = miso_client::MemoryStorage::new();
+    let storage = RedisStorage::builder(&server.url())
+        .cooldown(Duration::from_secs(60))
+        .fallback(fallback.clone())
+        .build()
+        .unwrap();
+    let ttl = Duration::from_secs(60);
+    assert!(storage.set_if("k", None, b"v1", ttl).unwrap(), "Redis up");
+    assert!(
+        !storage.set_if("k", None, b"v2", ttl).unwrap(),
+        "not what was expected"
+    );
+    assert!(storage.set_if("k", Some(b"v1"), b"v2", ttl).unwrap());
+    server.kill();
+    assert!(storage.invalidate("k", b"marker", ttl).is_err());
+    assert_eq!(fallback.get("k").unwrap().as_deref(), Some(&b"marker"[..]));
+    assert!(
+        !storage.set_if("k", None, b"v3", ttl).unwrap(),
+        "the fallback holds the marker"
+    );
+    assert!(storage.set_if("k", Some(b"marker"), b"v3", ttl).unwrap());
+}

@@ -66,9 +66,10 @@ const LOG_TARGET: &str = "miso_client::redis";
 /// read from and written to that bounded in-process store instead, so an outage across many
 /// instances does not turn into a storm of controller calls. The fallback is emptied when an
 /// outage starts and when it ends: under a healthy Redis there is no per-process layer, and
-/// an entry cached during one outage is never served in the next. A `delete` during an
-/// outage removes the key from the fallback and still returns `Err`, because the other
-/// processes sharing the Redis have not seen the invalidation.
+/// an entry cached during one outage is never served in the next. A `delete` or an
+/// [`invalidate`](Storage::invalidate) during an outage is done in the fallback and still
+/// returns `Err`, because the other processes sharing the Redis have not seen the
+/// invalidation.
 ///
 /// Cheap to clone: clones share the pool and the breaker. `Debug` never shows the password.
 ///
