@@ -269,16 +269,17 @@ impl Cache {
         T: Answer,
         F: FnOnce() -> Result<(T, Duration)>,
     {
+        // Taken before the read, so the fetch bound covers everything since `expected` was seen.
+        let started = Started {
+            unix_ms: unix_millis(self.clock.now()),
+            at: Instant::now(),
+        };
         // Another thread may have stored the answer between our read and our becoming the
         // leader; reading again keeps a burst of misses to one controller call.
         let expected = match reread.map_or(Seen::Unknown, |decode| self.seen(kind, key, decode)) {
             Seen::Fresh(value) => return Ok(value),
             Seen::Raw(raw) => Some(raw),
             Seen::Unknown => None,
-        };
-        let started = Started {
-            unix_ms: unix_millis(self.clock.now()),
-            at: Instant::now(),
         };
         let (value, ttl) = fetch()?;
         if let Some(expected) = expected
