@@ -16,6 +16,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The longest controller timeout: a year, which is no bound in practice and keeps every
+/// deadline computed from it representable.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Configures a [`MisoClient`]. Obtain with [`MisoClient::builder`].
 ///
 /// `build()` only checks the settings; it does no network I/O.
@@ -98,8 +102,9 @@ impl MisoClientBuilder {
         self
     }
 
-    /// How long answers of `kind` are cached; zero disables caching of that kind. Defaults
-    /// to [`AnswerKind::default_ttl`]. The shorthands below set one kind each.
+    /// How long answers of `kind` are cached; zero disables caching of that kind, and more
+    /// than [`MAX_TTL`](crate::MAX_TTL) (one year) is refused by `build()`. Defaults to
+    /// [`AnswerKind::default_ttl`]. The shorthands below set one kind each.
     pub fn ttl(mut self, kind: AnswerKind, ttl: Duration) -> Self {
         self.ttls.set(kind, ttl);
         self
@@ -147,9 +152,11 @@ impl MisoClientBuilder {
     }
 
     /// The whole-request timeout of each controller call (connect, send, receive). Must be
-    /// more than zero. Defaults to [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT) (10 s).
+    /// more than zero; anything over a year counts as a year. Defaults to
+    /// [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT) (10 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        // Clamped: deadlines are computed from it, and a year is no bound in practice.
+        self.timeout = timeout.min(MAX_TIMEOUT);
         self
     }
 
@@ -166,7 +173,7 @@ impl MisoClientBuilder {
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) naming the setting when the controller URL is missing or not
     /// `http(s)://`, when neither a client token nor a client id with a secret is given, or
-    /// when the timeout is zero.
+    /// when the timeout is zero, or when a TTL is longer than [`MAX_TTL`](crate::MAX_TTL).
     pub fn build(self) -> Result<MisoClient> {
         let url = match self.controller_url.as_deref().map(str::trim) {
             None | Some("") => Err("controller_url is required".to_owned()),
@@ -179,9 +186,7 @@ impl MisoClientBuilder {
             &client_id,
             self.client_secret.clone(),
         )?;
-        if self.timeout.is_zero() {
-            return Err(Error::Config("timeout must be more than zero".into()));
-        }
+        self.check_numbers()?;
         let stats = Arc::new(Stats::default());
         let controller = Controller::new(
             &url,
@@ -201,6 +206,14 @@ impl MisoClientBuilder {
         ))
     }
 
+    /// The timeout is more than zero, every TTL at most [`MAX_TTL`](crate::MAX_TTL).
+    fn check_numbers(&self) -> Result<()> {
+        if self.timeout.is_zero() {
+            return Err(Error::Config("timeout must be more than zero".into()));
+        }
+        self.ttls.check().map_err(Error::Config)
+    }
+
     /// The cache of a checked builder.
     fn into_cache(self, client_id: Option<&str>, stats: Arc<Stats>) -> Cache {
         let clock = self.clock;
@@ -212,8 +225,7 @@ impl MisoClientBuilder {
             prefix: key_prefix(self.key_prefix, client_id, self.client_token.as_ref()),
             ttls: self.ttls,
             stats,
-            // A coalesced wait covers the leader's client-token fetch, its call and one retry.
-            wait_bound: self.timeout * 3 + Duration::from_secs(1),
+            wait_bound: fetch_bound(self.timeout),
         })
     }
 }
@@ -240,6 +252,16 @@ fn key_prefix(prefix: Option<String>, client_id: Option<&str>, token: Option<&Se
             prefix
         }
     }
+}
+
+/// The longest one fetch of an answer may take: the leader's client-token fetch, its call
+/// and one retry, each bounded by `timeout`, and a second of slack. Coalesced waits and
+/// invalidation markers are sized by it (`ARCHITECTURE.md`, "The cache-aside flow").
+/// Saturating: any timeout is accepted.
+fn fetch_bound(timeout: Duration) -> Duration {
+    timeout
+        .saturating_mul(3)
+        .saturating_add(Duration::from_secs(1))
 }
 
 /// How the application proves itself: a pre-issued client token, else a client id with a

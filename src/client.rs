@@ -114,7 +114,7 @@ impl MisoClient {
         };
         let kind = AnswerKind::User;
         let endpoint = kind.spec().endpoint;
-        self.user_scoped(kind, uid, Read::Storage, endpoint, || {
+        self.user_scoped(token, kind, uid, Read::Storage, endpoint, || {
             let answer = self.controller.call(endpoint, Some(token), None)?;
             if answer.is_bearer_rejection() {
                 return Ok((None, Duration::ZERO));
@@ -235,43 +235,55 @@ impl MisoClient {
 
     // ---- invalidation ----
 
-    /// Removes the token's validation entry. No controller call.
+    // Every `clear_*` leaves a short-lived marker where it removes an entry, so a fetch that
+    // was already in flight (here or in another process sharing the storage) cannot store
+    // its older answer afterwards (`ARCHITECTURE.md`, "The cache-aside flow").
+
+    /// Removes the token's validation entry. No controller call. An answer fetched before
+    /// this returned is never stored afterwards.
     ///
     /// # Errors
     /// [`Error::Storage`](crate::Error::Storage) when the storage could not delete.
     pub fn clear_token_cache(&self, token: &str) -> Result<()> {
         self.cache
-            .delete_all(&[self.cache.keys().validation(token)])
+            .invalidate(&[self.cache.keys().validation(token)])
     }
 
     /// Removes the token's validation entry and the user's user info, roles and permissions.
-    /// No controller call. The user is found from the cached validation answer, else from the
-    /// token's claims (deleting can only make the next answer fresher).
+    /// No controller call. The user is the one the token was last validated as (remembered
+    /// for as long as any of the user's answers may be cached on the strength of that
+    /// validation), and the token's own claim. An answer fetched before this returned is
+    /// never stored afterwards.
     ///
     /// # Errors
     /// [`Error::Storage`](crate::Error::Storage) when the storage could not delete (every key is still tried).
     pub fn clear_user_cache(&self, token: &str) -> Result<()> {
         let mut keys = self.user_keys(token, AnswerKind::user_scoped());
         keys.push(self.cache.keys().validation(token));
-        self.cache.delete_all(&keys)
+        let cleared = self.cache.invalidate(&keys);
+        // The link goes last: it is how the keys above were found.
+        let unlinked = self.cache.delete_all(&[self.cache.keys().link(token)]);
+        cleared.and(unlinked)
     }
 
-    /// Removes the user's cached roles. No controller call.
+    /// Removes the user's cached roles. No controller call. Roles fetched before this
+    /// returned are never stored afterwards.
     ///
     /// # Errors
     /// [`Error::Storage`](crate::Error::Storage) when the storage could not delete.
     pub fn clear_roles_cache(&self, token: &str) -> Result<()> {
         let keys = self.user_keys(token, [AnswerKind::Roles].into_iter());
-        self.cache.delete_all(&keys)
+        self.cache.invalidate(&keys)
     }
 
-    /// Removes the user's cached permissions. No controller call.
+    /// Removes the user's cached permissions. No controller call. Permissions fetched
+    /// before this returned are never stored afterwards.
     ///
     /// # Errors
     /// [`Error::Storage`](crate::Error::Storage) when the storage could not delete.
     pub fn clear_permissions_cache(&self, token: &str) -> Result<()> {
         let keys = self.user_keys(token, [AnswerKind::Permissions].into_iter());
-        self.cache.delete_all(&keys)
+        self.cache.invalidate(&keys)
     }
 
     /// Ends the session at the controller (`POST /api/v1/auth/logout`), then clears what

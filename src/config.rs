@@ -5,7 +5,7 @@ use crate::MisoClient;
 use crate::builder::MisoClientBuilder;
 use crate::controller::endpoint;
 use crate::error::{Error, Result};
-use crate::kind::{AnswerKind, Ttls};
+use crate::kind::{AnswerKind, MAX_TTL, Ttls, too_long};
 use crate::secret::redact_url;
 use crate::settings::{Env, Field, Section, Source};
 use crate::storage::RedisConfig;
@@ -47,8 +47,8 @@ use std::time::Duration;
 /// | `cache.role_ttl` / `roleTTL` | seconds | 900 |
 /// | `cache.permission_ttl` / `permissionTTL` | seconds | 900 |
 ///
-/// TTLs are numbers of seconds (fractions allowed); zero turns caching of that kind off. Read
-/// them with [`ttl`](Config::ttl).
+/// TTLs are numbers of seconds (fractions allowed), at most [`MAX_TTL`](crate::MAX_TTL) (one
+/// year); zero turns caching of that kind off. Read them with [`ttl`](Config::ttl).
 ///
 /// ```
 /// use miso_client::{AnswerKind, Config};
@@ -251,13 +251,25 @@ impl Config {
             config.redis = Some(RedisConfig::from_section(&redis)?);
         }
         if let Some(cache) = top.section("cache")? {
-            for kind in AnswerKind::ALL {
-                if let Some(ttl) = cache.seconds(kind.spec().config_keys)? {
-                    config.set_ttl(kind, ttl);
-                }
-            }
+            config.read_ttls(&cache)?;
         }
         Ok(config)
+    }
+
+    /// The TTLs of the `cache` object, each at most [`MAX_TTL`].
+    fn read_ttls(&mut self, cache: &Section<'_>) -> std::result::Result<(), String> {
+        for kind in AnswerKind::ALL {
+            let keys = kind.spec().config_keys;
+            let Some(ttl) = cache.seconds(keys)? else {
+                continue;
+            };
+            if ttl > MAX_TTL {
+                let name = cache.find(keys).map(|setting| setting.name().to_owned());
+                return Err(too_long(&name.unwrap_or_default()));
+            }
+            self.set_ttl(kind, ttl);
+        }
+        Ok(())
     }
 }
 
@@ -625,6 +637,14 @@ mod tests {
             (
                 r#"{"controllerUrl":"http://c","cache":{"role_ttl":-1}}"#,
                 "cache.role_ttl",
+            ),
+            (
+                r#"{"controllerUrl":"http://c","cache":{"roleTTL":1e19}}"#,
+                "cache.roleTTL must be at most 31536000 seconds",
+            ),
+            (
+                r#"{"controllerUrl":"http://c","cache":{"userTTL":31536000.5}}"#,
+                "cache.userTTL must be at most",
             ),
             (r#"{"controllerUrl":"http://c","cache":"hunter2"}"#, "cache"),
             (

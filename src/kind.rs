@@ -25,6 +25,13 @@ pub enum AnswerKind {
     Permissions,
 }
 
+/// The longest TTL a kind may be given: one year (365 days). `Config` and
+/// [`MisoClientBuilder::build`](crate::MisoClientBuilder::build) refuse longer ones with
+/// [`Error::Config`](crate::Error::Config) naming the setting: no answer of the controller
+/// should be trusted for longer, and every expiry computed from a TTL stays far from the
+/// limits of the clock.
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// How many kinds there are: the length of every per-kind table.
 pub(crate) const KINDS: usize = 4;
 
@@ -169,6 +176,31 @@ impl Ttls {
     pub(crate) fn set(&mut self, kind: AnswerKind, ttl: Duration) {
         self.0[kind.index()] = ttl;
     }
+
+    /// The longest TTL of the kinds keyed by user id.
+    pub(crate) fn longest_user_scoped(&self) -> Duration {
+        AnswerKind::user_scoped()
+            .map(|kind| self.of(kind))
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// An error naming the first kind (by its builder setter, e.g. `role_ttl`) whose TTL is
+    /// longer than [`MAX_TTL`].
+    pub(crate) fn check(&self) -> Result<(), String> {
+        match AnswerKind::ALL.into_iter().find(|k| self.of(*k) > MAX_TTL) {
+            Some(kind) => Err(too_long(kind.spec().config_keys[0])),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The message for a TTL setting `name` longer than [`MAX_TTL`].
+pub(crate) fn too_long(name: &str) -> String {
+    format!(
+        "{name} must be at most {} seconds (one year)",
+        MAX_TTL.as_secs()
+    )
 }
 
 impl fmt::Debug for Ttls {

@@ -130,7 +130,9 @@
 //! if it names none, the keys are `{prefix}{kind}:…` and `build()` logs a warning. The raw
 //! token never appears in a key. A TTL of zero turns caching of that kind off. Values are JSON
 //! envelopes, `{"miso":"<kind>","exp":<unix ms>,"v":<payload>}`; anything else under our key
-//! (junk, another SDK's format, another kind) is a miss and is overwritten.
+//! (junk, another SDK's format, another kind) is a miss and is overwritten. Invalidation
+//! also keeps `{prefix}token_user:{sha256 hex of the token}` (the user a token was validated
+//! as) and leaves `{"miso":"tombstone",…}` markers, which no question reads as an answer.
 //!
 //! The rules the cache keeps:
 //! - **Validate before authorize.** Roles, permissions and user info are looked up by the user
@@ -141,7 +143,18 @@
 //!   a warning (logged once per outage); only `clear_*` and `logout` report storage errors.
 //! - **Errors are not denials** and are never cached (next section).
 //! - **Invalidation is complete.** `logout` and `clear_user_cache` remove the token's validation
-//!   entry and the user's entries, whatever the controller answered.
+//!   entry and the user's entries, whatever the controller answered, the TTLs, and whether
+//!   the validated user id is the token's own `sub` (the token's link to its user outlives
+//!   every answer stored on the strength of its validation).
+//! - **An invalidation sticks.** Once `clear_*` or `logout` returns `Ok`, no answer fetched
+//!   before it is stored afterwards, in this process or any other sharing the storage: it
+//!   leaves a short-lived tombstone, and answers are written by compare-and-set.
+//! - **One token's answer is never another's.** Concurrent misses share one fetch, but an
+//!   answer that depends on the token (a 401, "not authenticated") goes only to its own
+//!   token; `refresh_*` never joins a plain fetch.
+//! - **Time only shortens.** An answer expires its TTL after its controller call *began*, so
+//!   a slow call never stretches it past the token's `exp`; TTLs are at most [`MAX_TTL`]
+//!   (one year), and no setting or answer makes time arithmetic panic.
 //!
 //! # Storage
 //!
@@ -332,7 +345,7 @@ pub use defaults::{
     DEFAULT_TIMEOUT, DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL,
 };
 pub use error::{Error, ErrorBody, Result, StorageError};
-pub use kind::AnswerKind;
+pub use kind::{AnswerKind, MAX_TTL};
 pub use models::UserInfo;
 pub use stats::{CacheStats, KindStats};
 pub use storage::{

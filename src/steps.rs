@@ -3,7 +3,7 @@
 //! id). The views below let a hit decode only what its question needs.
 
 use crate::Endpoint;
-use crate::cache::{Read, View, validation_ttl};
+use crate::cache::{Answer, Ask, Read, View, validation_ttl};
 use crate::client::MisoClient;
 use crate::controller::decode;
 use crate::error::{Error, Result};
@@ -11,7 +11,6 @@ use crate::jwt::{self, MAX_TOKEN_LEN};
 use crate::kind::{AnswerKind, Fetch};
 use crate::principal::{Identity, Principal, Uid};
 use crate::secret::constant_time_eq;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -38,12 +37,8 @@ impl MisoClient {
             Some((key, raw)) => (key, Read::Prefetched(raw)),
             None => (self.cache.keys().validation(token), Read::Storage),
         };
-        let kind = AnswerKind::Validation;
-        let seen: Option<V> = self
-            .cache
-            .flow(kind, &key, read, kind.spec().endpoint, || {
-                self.fetch_validation(token)
-            })?;
+        let ask = Ask::new(AnswerKind::Validation, &key, read, token);
+        let seen: Option<V> = self.cache.flow(ask, || self.fetch_validation(token))?;
         Ok(seen.map(Identity::User))
     }
 
@@ -52,13 +47,7 @@ impl MisoClient {
     fn fetch_validation(&self, token: &str) -> Result<(Option<Principal>, Duration)> {
         let not_valid = Ok((None, Duration::ZERO));
         let now = self.cache.now();
-        let claims = match jwt::decode_unverified(token) {
-            Ok(claims) if claims.is_expired_at(now) => Err("past its exp".to_owned()),
-            checked => checked.map_err(|reason| reason.to_string()),
-        };
-        let Ok(claims) = claims.inspect_err(|reason| {
-            log::debug!(target: "miso_client::client", "token refused locally: {reason}");
-        }) else {
+        let Some(claims) = checked_locally(token, now) else {
             return not_valid;
         };
         let body = serde_json::json!({ "token": token }).to_string();
@@ -78,6 +67,9 @@ impl MisoClient {
             claims.expires_at,
             now,
         );
+        if let Some(uid) = &uid {
+            self.cache.link(token, uid, ttl);
+        }
         Ok((Some(Principal { uid, user }), ttl))
     }
 
@@ -98,13 +90,13 @@ impl MisoClient {
             Some(Identity::User(Uid { uid })) => uid,
         };
         let read = match batch {
-            _ if fetch == Fetch::Refresh => Read::Skip,
+            _ if fetch == Fetch::Refresh => Read::Refresh,
             Some(batch) if uid.as_deref() == Some(&batch.guess.0) => {
                 Read::Prefetched(batch.guess.1)
             }
             _ => Read::Storage,
         };
-        self.user_scoped(kind, uid, read, endpoint, || {
+        self.user_scoped(token, kind, uid, read, endpoint, || {
             let answer = self.controller.call(endpoint, Some(token), None)?;
             if answer.is_bearer_rejection() {
                 return Err(Error::Unauthenticated { endpoint });
@@ -135,23 +127,23 @@ impl MisoClient {
         })
     }
 
-    /// An answer of a user-scoped `kind` for the validated `uid`: through the flow when there
-    /// is an id to key it by, else fetched and not cached (nothing to key it by).
-    pub(crate) fn user_scoped<T>(
+    /// An answer of a user-scoped `kind` for the validated `uid`, asked with `token`: through
+    /// the flow when there is an id to key it by, else fetched and not cached (nothing to key
+    /// it by).
+    pub(crate) fn user_scoped<T: Answer>(
         &self,
+        token: &str,
         kind: AnswerKind,
         uid: Option<String>,
         read: Read,
         endpoint: Endpoint,
         fetch: impl FnOnce() -> Result<(T, Duration)>,
-    ) -> Result<T>
-    where
-        T: Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
-    {
+    ) -> Result<T> {
         match uid {
             Some(uid) => {
                 let key = self.cache.keys().user_scoped(kind, &uid);
-                self.cache.flow(kind, &key, read, endpoint, fetch)
+                let ask = Ask::new(kind, &key, read, token).via(endpoint);
+                self.cache.flow(ask, fetch)
             }
             None => fetch().map(|(value, _)| value),
         }
@@ -162,8 +154,10 @@ impl MisoClient {
             .is_some_and(|digest| constant_time_eq(&Sha256::digest(token.as_bytes()), digest))
     }
 
-    /// The keys of `kinds` for every user id `token` may belong to: the one its cached
-    /// validation answer names and its own claim (deleting can only make answers fresher).
+    /// The keys of `kinds` for every user id `token` may belong to: the one its token→user
+    /// link names (kept as long as any answer stored on the strength of its validation), the
+    /// one its cached validation answer names, and its own claim (invalidating can only make
+    /// answers fresher).
     pub(crate) fn user_keys(
         &self,
         token: &str,
@@ -175,13 +169,29 @@ impl MisoClient {
             .peek::<Option<Principal>>(validation, &self.cache.keys().validation(token))
             .and_then(|principal| principal?.uid);
         let claimed = jwt::decode_unverified(token).ok().and_then(|c| c.user_id);
-        let mut ids: Vec<String> = cached.into_iter().chain(claimed).collect();
+        let linked = self.cache.linked(token);
+        let mut ids: Vec<String> = linked.into_iter().chain(cached).chain(claimed).collect();
+        ids.sort_unstable();
         ids.dedup();
         let keys = self.cache.keys();
         ids.iter()
             .flat_map(|uid| kinds.clone().map(move |kind| keys.user_scoped(kind, uid)))
             .collect()
     }
+}
+
+/// The token's claims if it passes the local checks (well-formed, not past its `exp`), read
+/// without verifying it: they only narrow (`ARCHITECTURE.md`, "Rules").
+fn checked_locally(token: &str, now: std::time::SystemTime) -> Option<jwt::UnverifiedClaims> {
+    let claims = match jwt::decode_unverified(token) {
+        Ok(claims) if claims.is_expired_at(now) => Err("past its exp".to_owned()),
+        checked => checked.map_err(|reason| reason.to_string()),
+    };
+    claims
+        .inspect_err(|reason| {
+            log::debug!(target: "miso_client::client", "token refused locally: {reason}");
+        })
+        .ok()
 }
 
 /// A check's entries read in one batch: the validation key and value, and the guessed user

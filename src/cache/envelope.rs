@@ -18,10 +18,21 @@ struct Envelope<'a, T> {
     v: T,
 }
 
+/// The name of an invalidation marker's envelope (`clear_*`, `logout`): no answer kind's, so
+/// no question ever decodes one as its answer.
+pub(crate) const TOMBSTONE: &str = "tombstone";
+/// The name of a token→user link's envelope: which user a token was validated as.
+pub(crate) const LINK: &str = "token_user";
+
 /// Encodes `value` as the envelope of `kind` expiring at `exp_ms`.
 pub(crate) fn encode_envelope<T: Serialize>(kind: AnswerKind, exp_ms: u64, value: &T) -> Vec<u8> {
+    encode_named(kind.name(), exp_ms, value)
+}
+
+/// Encodes `value` as an envelope named `name` (a kind's, [`TOMBSTONE`] or [`LINK`]).
+pub(crate) fn encode_named<T: Serialize>(name: &str, exp_ms: u64, value: &T) -> Vec<u8> {
     let envelope = Envelope {
-        miso: kind.name(),
+        miso: name,
         exp: exp_ms,
         v: value,
     };
@@ -34,11 +45,16 @@ pub(crate) fn decode_envelope<T: DeserializeOwned>(
     kind: AnswerKind,
     bytes: &[u8],
 ) -> Option<(T, u64)> {
-    if let Some((exp, payload)) = canonical_parts(kind, bytes) {
+    decode_named(kind.name(), bytes)
+}
+
+/// Decodes an envelope named `name`: the payload and its expiry, or `None`.
+pub(crate) fn decode_named<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Option<(T, u64)> {
+    if let Some((exp, payload)) = canonical_parts(name, bytes) {
         return serde_json::from_slice(payload).ok().map(|v| (v, exp));
     }
     let Object(envelope) = serde_json::from_slice::<Object<Envelope<'_, T>>>(bytes).ok()?;
-    (envelope.miso == kind.name()).then_some((envelope.v, envelope.exp))
+    (envelope.miso == name).then_some((envelope.v, envelope.exp))
 }
 
 /// The expiry and payload of an envelope exactly as [`encode_envelope`] writes it
@@ -46,9 +62,9 @@ pub(crate) fn decode_envelope<T: DeserializeOwned>(
 /// serde: this runs twice on every role check. Anything else (other writers' spacing or field
 /// order) is left to the full decode; both accept the same documents, since a payload that
 /// parses as one JSON value makes the whole a valid envelope.
-fn canonical_parts(kind: AnswerKind, bytes: &[u8]) -> Option<(u64, &[u8])> {
+fn canonical_parts<'b>(name: &str, bytes: &'b [u8]) -> Option<(u64, &'b [u8])> {
     let rest = bytes.strip_prefix(br#"{"miso":""#)?;
-    let rest = rest.strip_prefix(kind.name().as_bytes())?;
+    let rest = rest.strip_prefix(name.as_bytes())?;
     let rest = rest.strip_prefix(br#"","exp":"#)?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     let exp = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
@@ -82,6 +98,21 @@ mod tests {
         );
         assert!(
             decode_envelope::<Vec<String>>(AnswerKind::Roles, br#"["roles",1,["a"]]"#).is_none()
+        );
+    }
+
+    #[test]
+    fn markers_decode_as_no_kind() {
+        let tombstone = encode_named(TOMBSTONE, 42, &"0123abcd");
+        let link = encode_named(LINK, 42, &"u-123");
+        for kind in AnswerKind::ALL {
+            for marker in [&tombstone, &link] {
+                assert!(decode_envelope::<serde::de::IgnoredAny>(kind, marker).is_none());
+            }
+        }
+        assert_eq!(
+            decode_named::<String>(LINK, &link),
+            Some(("u-123".to_owned(), 42))
         );
     }
 }

@@ -20,11 +20,23 @@ impl Keys {
 
     /// `{prefix}token_validation:{sha256 hex}`: the token itself never appears in a key.
     pub(crate) fn validation(&self, token: &str) -> String {
+        self.of_token(AnswerKind::Validation.name(), token)
+    }
+
+    /// `{prefix}token_user:{sha256 hex}`: the token→user link, which lets invalidation find
+    /// the user a token was validated as after its validation entry is gone.
+    pub(crate) fn link(&self, token: &str) -> String {
+        self.of_token(super::envelope::LINK, token)
+    }
+
+    /// `{prefix}{name}:{sha256 hex of the token}`.
+    fn of_token(&self, name: &str, token: &str) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = Sha256::digest(token.as_bytes());
-        let mut key = String::with_capacity(self.prefix.len() + 17 + 64);
+        let mut key = String::with_capacity(self.prefix.len() + name.len() + 1 + 64);
         key.push_str(&self.prefix);
-        key.push_str("token_validation:");
+        key.push_str(name);
+        key.push(':');
         // A table into a stack buffer, not `write!("{:02x}")`: this runs on every hit.
         let mut hex = [0u8; 64];
         for (pair, byte) in hex.chunks_exact_mut(2).zip(digest) {
@@ -58,6 +70,8 @@ mod tests {
         assert!(key.starts_with("miso:app:token_validation:"));
         assert_eq!(key.len(), "miso:app:token_validation:".len() + 64);
         assert!(!key.contains("secret-token"));
+        let link = keys.link("secret-token");
+        assert_eq!(link, key.replace("token_validation:", "token_user:"));
         assert_eq!(
             keys.user_scoped(AnswerKind::Roles, "u1"),
             "miso:app:roles:u1"

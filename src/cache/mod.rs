@@ -7,28 +7,40 @@
 
 mod envelope;
 mod keys;
+mod marker;
 
+pub(crate) use envelope::{TOMBSTONE, decode_named};
 pub(crate) use envelope::{decode_envelope, encode_envelope};
 pub(crate) use keys::Keys;
 
 use crate::Endpoint;
 use crate::clock::{Clock, unix_millis};
 use crate::error::{Error, Result, StorageError};
-use crate::flight::{Flight, Flights};
+use crate::flight::{Flights, Ticket};
 use crate::kind::{AnswerKind, Ttls};
 use crate::stats::Stats;
 use crate::storage::Storage;
+use envelope::{LINK, encode_named};
+use marker::Tombstones;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Safety margin before a token's `exp`: a validation is never cached into its last 30 s.
 const EXP_MARGIN: Duration = Duration::from_secs(30);
 /// Floor of the smart validation TTL (never beyond the token's own `exp`).
 const MIN_VALIDATION_TTL: Duration = Duration::from_secs(60);
+/// How much longer than the fetch bound an invalidation marker lives: room for the write of
+/// a fetch that ended just within the bound to reach the storage (pool wait, send).
+const MARKER_MARGIN: Duration = Duration::from_secs(10);
+
+/// Whole milliseconds of `d`, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// `min(validation_ttl, exp - now - 30 s)`, floored at 60 s (or `validation_ttl` if smaller)
 /// but never past the token's own `exp`; zero when the token is at or past `exp`.
@@ -57,14 +69,83 @@ impl<T: DeserializeOwned> View<T> for T {
     }
 }
 
+/// An answer the flow fetches, stores and shares between the threads that missed it.
+pub(crate) trait Answer:
+    Serialize + DeserializeOwned + Clone + Send + Sync + 'static
+{
+    /// Whether it says something about the token that asked rather than about its user
+    /// ("not authenticated"): single-flight never hands such an answer to another token.
+    fn personal(&self) -> bool;
+}
+
+impl Answer for Vec<String> {
+    fn personal(&self) -> bool {
+        false
+    }
+}
+
+/// `None` is "this token is not valid" (validation, user info).
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Answer for Option<T> {
+    fn personal(&self) -> bool {
+        self.is_none()
+    }
+}
+
 /// How the flow starts.
 pub(crate) enum Read {
     /// Read the key from storage.
     Storage,
     /// The key was already read (in a batch with another); use this.
     Prefetched(Option<Vec<u8>>),
-    /// Do not read: fetch and overwrite (`refresh_*`).
-    Skip,
+    /// Do not answer from storage: fetch (never joining a fetch in flight) and overwrite
+    /// (`refresh_*`).
+    Refresh,
+}
+
+/// One question to the flow.
+pub(crate) struct Ask<'a> {
+    kind: AnswerKind,
+    key: &'a str,
+    read: Read,
+    endpoint: Endpoint,
+    /// The token asking: only told apart from other tokens, in single-flight.
+    token: &'a str,
+}
+
+impl<'a> Ask<'a> {
+    /// A question of `kind` about `key`, answered by the kind's own endpoint.
+    pub(crate) fn new(kind: AnswerKind, key: &'a str, read: Read, token: &'a str) -> Self {
+        let endpoint = kind.spec().endpoint;
+        Self {
+            kind,
+            key,
+            read,
+            endpoint,
+            token,
+        }
+    }
+
+    /// The same question, answered by `endpoint` (a refresh endpoint).
+    pub(crate) fn via(self, endpoint: Endpoint) -> Self {
+        Self { endpoint, ..self }
+    }
+}
+
+/// What the leader found under the key just before it fetched.
+enum Seen<T> {
+    /// A fresh answer (another thread stored it meanwhile): no fetch.
+    Fresh(T),
+    /// These bytes (or nothing): the fetched answer is stored only over exactly them.
+    Raw(Option<Vec<u8>>),
+    /// Not read (the kind is not cached) or unreadable: the answer is not stored.
+    Unknown,
+}
+
+/// When a fetch began, by the client's clock (for the answer's expiry) and by the monotonic
+/// clock (for how long it took).
+struct Started {
+    unix_ms: u64,
+    at: Instant,
 }
 
 /// The cache-aside flow over one storage and one clock.
@@ -75,11 +156,13 @@ pub(crate) struct Cache {
     ttls: Ttls,
     stats: Arc<Stats>,
     flights: Flights,
+    tombstones: Tombstones,
     /// Set after a storage failure is logged, cleared on the next success: one warning per
     /// outage, not one per call.
     storage_failing: AtomicBool,
-    /// How long a thread waits for another thread's fetch of the same key.
-    wait_bound: Duration,
+    /// The longest one fetch may take: how long a thread waits for another thread's fetch
+    /// of the same key, and the shortest life of an invalidation marker.
+    fetch_bound: Duration,
 }
 
 /// What a cache is made of; see [`Cache::new`].
@@ -101,8 +184,9 @@ impl Cache {
             ttls: parts.ttls,
             stats: parts.stats,
             flights: Flights::default(),
+            tombstones: Tombstones::new(),
             storage_failing: AtomicBool::new(false),
-            wait_bound: parts.wait_bound,
+            fetch_bound: parts.wait_bound,
         }
     }
 
@@ -126,64 +210,99 @@ impl Cache {
     }
 
     /// The flow. `fetch` calls the controller and says how long its answer may be kept
-    /// (zero: not at all, e.g. a failed validation); only successful answers are stored.
-    /// A hit decodes only the view `V`; a fetch (shared with concurrent misses) yields `T`.
-    /// A kind whose TTL is zero is neither read nor written.
-    pub(crate) fn flow<T, V, F>(
-        &self,
-        kind: AnswerKind,
-        key: &str,
-        read: Read,
-        endpoint: Endpoint,
-        fetch: F,
-    ) -> Result<V>
+    /// (zero: not at all, e.g. a failed validation); only successful answers are stored, and
+    /// only if no invalidation of the key happened since the fetch began. A hit decodes only
+    /// the view `V`; a fetch (shared with concurrent misses, unless its answer is personal to
+    /// the token that asked) yields `T`. A kind whose TTL is zero is neither read nor written.
+    pub(crate) fn flow<T, V, F>(&self, ask: Ask<'_>, fetch: F) -> Result<V>
     where
-        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        T: Answer,
         V: View<T>,
         F: FnOnce() -> Result<(T, Duration)>,
     {
-        let read = if self.ttl(kind).is_zero() {
-            Read::Skip
-        } else {
-            read
-        };
-        let recheck = !matches!(read, Read::Skip);
-        if let Some(value) = self.hit::<V>(kind, key, read) {
+        let Ask {
+            kind, key, read, ..
+        } = ask;
+        let cached = !self.ttl(kind).is_zero();
+        let refresh = matches!(read, Read::Refresh);
+        if let Some(value) = self.hit::<V>(kind, key, read, cached) {
             return Ok(value);
         }
-        let outcome = self.flights.run(key, self.wait_bound, endpoint, || {
-            self.lead(kind, key, recheck, fetch)
-        });
-        if matches!(outcome, Flight::Joined(_)) {
-            self.stats.coalesced(kind);
+        let lead = || self.lead(kind, key, cached.then_some(!refresh), fetch);
+        if refresh {
+            // A refresh must reach the refresh endpoint: it never joins a plain fetch.
+            return lead().map(V::of);
         }
-        outcome.into_inner().map(V::of)
+        let ticket = Ticket {
+            key,
+            asker: self.flights.asker(ask.token),
+            wait_bound: self.fetch_bound,
+            endpoint: ask.endpoint,
+        };
+        self.shared(kind, &ticket, lead).map(V::of)
     }
 
-    /// The leader's part of a miss: fetch, and store what may be stored.
-    fn lead<T, F>(&self, kind: AnswerKind, key: &str, recheck: bool, fetch: F) -> Result<T>
+    /// The miss's fetch through single-flight: led here, or shared with the leader's, unless
+    /// the leader's answer is personal to another token.
+    fn shared<T: Answer>(
+        &self,
+        kind: AnswerKind,
+        ticket: &Ticket<'_>,
+        lead: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let personal = |result: &Result<T>| match result {
+            Ok(answer) => answer.personal(),
+            Err(error) => error.is_unauthenticated(),
+        };
+        let outcome = self.flights.run(ticket, personal, lead);
+        if outcome.waited() {
+            self.stats.coalesced(kind);
+        }
+        outcome.into_inner()
+    }
+
+    /// The leader's part of a miss: read again (`reread`: `Some(decode)` where the kind is
+    /// cached, decoding a fresh answer unless refreshing), fetch, and store what may be
+    /// stored, over exactly what was read.
+    fn lead<T, F>(&self, kind: AnswerKind, key: &str, reread: Option<bool>, fetch: F) -> Result<T>
     where
-        T: Serialize + DeserializeOwned,
+        T: Answer,
         F: FnOnce() -> Result<(T, Duration)>,
     {
+        // Taken before the read, so the fetch bound covers everything since `expected` was seen.
+        let started = Started {
+            unix_ms: unix_millis(self.clock.now()),
+            at: Instant::now(),
+        };
         // Another thread may have stored the answer between our read and our becoming the
         // leader; reading again keeps a burst of misses to one controller call.
-        if recheck && let Some(value) = self.read_fresh::<T>(kind, key) {
-            return Ok(value);
-        }
+        let expected = match reread.map_or(Seen::Unknown, |decode| self.seen(kind, key, decode)) {
+            Seen::Fresh(value) => return Ok(value),
+            Seen::Raw(raw) => Some(raw),
+            Seen::Unknown => None,
+        };
         let (value, ttl) = fetch()?;
-        if !ttl.is_zero() {
-            self.write(kind, key, &value, ttl);
+        if let Some(expected) = expected
+            && !ttl.is_zero()
+        {
+            self.store(kind, key, expected.as_deref(), &value, &started, ttl);
         }
         Ok(value)
     }
 
     /// The first step of the flow: a fresh stored value, counted as a hit, or a counted miss.
-    fn hit<V: DeserializeOwned>(&self, kind: AnswerKind, key: &str, read: Read) -> Option<V> {
+    fn hit<V: DeserializeOwned>(
+        &self,
+        kind: AnswerKind,
+        key: &str,
+        read: Read,
+        cached: bool,
+    ) -> Option<V> {
         let hit = match read {
+            _ if !cached => None,
             Read::Storage => self.read_fresh::<V>(kind, key),
             Read::Prefetched(raw) => raw.and_then(|raw| self.fresh::<V>(kind, &raw)),
-            Read::Skip => None,
+            Read::Refresh => None,
         };
         let outcome = if hit.is_some() { "hit" } else { "miss" };
         match hit {
@@ -211,6 +330,22 @@ impl Cache {
         value
     }
 
+    /// What the leader finds under `key`: a fresh answer (if `decode`), else the bytes
+    /// themselves, copied (a miss path: hits never copy).
+    fn seen<T: DeserializeOwned>(&self, kind: AnswerKind, key: &str, decode: bool) -> Seen<T> {
+        let mut seen = Seen::Raw(None);
+        let result = self.storage.get_with(key, &mut |raw| {
+            seen = match decode.then(|| self.fresh::<T>(kind, raw)).flatten() {
+                Some(value) => Seen::Fresh(value),
+                None => Seen::Raw(Some(raw.to_vec())),
+            };
+        });
+        match self.observe(kind, "read", result) {
+            Some(_) => seen,
+            None => Seen::Unknown,
+        }
+    }
+
     /// The stored value under `key` if it decodes as `kind`, fresh or not: for finding what
     /// to invalidate, never for answering. A storage error is `None`.
     pub(crate) fn peek<T: DeserializeOwned>(&self, kind: AnswerKind, key: &str) -> Option<T> {
@@ -228,18 +363,65 @@ impl Cache {
             .unwrap_or_else(|| vec![None; keys.len()])
     }
 
-    fn write<T: Serialize>(&self, kind: AnswerKind, key: &str, value: &T, ttl: Duration) {
-        let exp = self.clock.now() + ttl;
-        let bytes = encode_envelope(kind, unix_millis(exp), value);
-        let result = self.storage.set(key, &bytes, ttl);
-        self.observe(kind, "write", result);
+    /// Stores a fetched answer, expiring `ttl` after its fetch began (a slow call does not
+    /// stretch it), only if `key` still holds `expected`: otherwise an invalidation landed
+    /// meanwhile. A fetch that outlasted [`Cache::fetch_bound`] stores nothing, since the
+    /// marker of an invalidation it raced may be gone by now.
+    fn store<T: Serialize>(
+        &self,
+        kind: AnswerKind,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &T,
+        started: &Started,
+        ttl: Duration,
+    ) {
+        let skip = |why: &str| log::debug!(target: "miso_client::cache", "{} not stored: {why}", kind.name());
+        if started.at.elapsed() > self.fetch_bound {
+            return skip("its fetch outlasted the fetch bound");
+        }
+        let exp_ms = started.unix_ms.saturating_add(millis(ttl));
+        let left = exp_ms.saturating_sub(unix_millis(self.clock.now()));
+        if left == 0 {
+            return skip("it expired while it was fetched");
+        }
+        let bytes = encode_envelope(kind, exp_ms, value);
+        let result = self
+            .storage
+            .set_if(key, expected, &bytes, Duration::from_millis(left));
+        if self.observe(kind, "write", result) == Some(false) {
+            skip("invalidated while it was fetched");
+        }
     }
 
-    /// Deletes keys for an explicit invalidation: every key is tried, the first error returned.
+    /// Invalidates `keys` (`clear_*`, `logout`): each gets a new tombstone that outlives any
+    /// fetch begun before it, which therefore cannot store its answer (`ARCHITECTURE.md`,
+    /// "The cache-aside flow"), and a fetch of it in flight here is no longer joined. Every
+    /// key is tried; the first error is returned.
+    pub(crate) fn invalidate(&self, keys: &[String]) -> Result<()> {
+        let life = self.fetch_bound.saturating_add(MARKER_MARGIN);
+        let exp_ms = unix_millis(self.clock.now()).saturating_add(millis(life));
+        let marker = self.tombstones.issue(exp_ms);
+        self.for_each(keys, |key| {
+            self.flights.forget(key);
+            self.storage.invalidate(key, &marker, life)
+        })
+    }
+
+    /// Deletes keys outright (links, which no fetch writes back from an older read).
     pub(crate) fn delete_all(&self, keys: &[String]) -> Result<()> {
+        self.for_each(keys, |key| self.storage.delete(key))
+    }
+
+    /// Runs `op` on every key; the first error is returned.
+    fn for_each(
+        &self,
+        keys: &[String],
+        op: impl Fn(&str) -> std::result::Result<(), StorageError>,
+    ) -> Result<()> {
         let mut first_error = None;
         for key in keys {
-            if let Err(source) = self.storage.delete(key) {
+            if let Err(source) = op(key) {
                 first_error.get_or_insert(Error::Storage {
                     operation: "delete",
                     source,
@@ -247,6 +429,33 @@ impl Cache {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Remembers that `token` was validated as `uid`, for as long as an answer keyed by
+    /// `uid` may be stored on the strength of that validation: `validation_ttl`, then the
+    /// longest user-scoped TTL, then a fetch. `user_keys` finds the user by it whatever
+    /// the TTLs and whether or not the id is the token's own claim.
+    pub(crate) fn link(&self, token: &str, uid: &str, validation_ttl: Duration) {
+        let longest = self.ttls.longest_user_scoped();
+        if longest.is_zero() {
+            return;
+        }
+        let life = validation_ttl
+            .saturating_add(longest)
+            .saturating_add(self.fetch_bound);
+        let exp_ms = unix_millis(self.clock.now()).saturating_add(millis(life));
+        let bytes = encode_named(LINK, exp_ms, &uid);
+        let result = self.storage.set(&self.keys.link(token), &bytes, life);
+        self.observe(AnswerKind::Validation, "write", result);
+    }
+
+    /// The user id `token` was last validated as, if its link is still stored.
+    pub(crate) fn linked(&self, token: &str) -> Option<String> {
+        let result = self.storage.get(&self.keys.link(token));
+        let raw = self
+            .observe(AnswerKind::Validation, "read", result)
+            .flatten()?;
+        decode_named(LINK, &raw).map(|(uid, _)| uid)
     }
 
     /// Counts and logs a storage outcome; warns once per run of failures.

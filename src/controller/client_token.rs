@@ -4,6 +4,7 @@ use super::decode::decode_client_token;
 use super::{Controller, Credentials};
 use crate::Endpoint;
 use crate::error::Result;
+use crate::flight::Ticket;
 use crate::secret::Secret;
 use std::time::{Duration, SystemTime};
 
@@ -12,6 +13,8 @@ use std::time::{Duration, SystemTime};
 const REFRESH_MARGIN: Duration = Duration::from_secs(90);
 /// Lifetime assumed for a client token whose answer has neither `expiresIn` nor a JWT `exp`.
 const DEFAULT_CLIENT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// "Never" as a point in time every platform's `SystemTime` holds: about the year 2554.
+const MAX_SYSTEM_TIME: Duration = Duration::from_secs(u64::MAX / 1_000_000_000);
 
 /// The client token in hand, and when to replace it.
 pub(super) struct ClientToken {
@@ -29,16 +32,18 @@ impl Controller {
         if let Some(token) = self.fresh_client_token() {
             return Ok(token);
         }
+        let ticket = Ticket {
+            key: "client_token",
+            asker: 0,
+            wait_bound: self.timeout.saturating_mul(2),
+            endpoint: Endpoint::ClientToken,
+        };
+        let fetch = || match self.fresh_client_token() {
+            Some(token) => Ok(token),
+            None => self.fetch_client_token(),
+        };
         self.token_flight
-            .run(
-                "client_token",
-                self.timeout * 2,
-                Endpoint::ClientToken,
-                || match self.fresh_client_token() {
-                    Some(token) => Ok(token),
-                    None => self.fetch_client_token(),
-                },
-            )
+            .run(&ticket, |_| false, fetch)
             .into_inner()
     }
 
@@ -80,7 +85,10 @@ impl Controller {
         log::info!(target: "miso_client::controller", "client token fetched, valid for {}s", lifetime.as_secs());
         *self.client_token.write() = Some(ClientToken {
             token: token.clone(),
-            refresh_at: now + (lifetime - margin),
+            // Saturating: an issuer may announce any lifetime (`"expiresIn": 1e19`).
+            refresh_at: now
+                .checked_add(lifetime - margin)
+                .unwrap_or(SystemTime::UNIX_EPOCH + MAX_SYSTEM_TIME),
         });
         Ok(token)
     }

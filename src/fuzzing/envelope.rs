@@ -1,6 +1,6 @@
 //! The `cache_envelope` target: cache envelopes as read back from storage.
 
-use crate::cache::{decode_envelope, encode_envelope};
+use crate::cache::{TOMBSTONE, decode_envelope, decode_named, encode_envelope};
 use crate::kind::AnswerKind as Kind;
 use crate::models::UserInfo;
 use crate::principal::Principal;
@@ -22,6 +22,9 @@ pub fn envelope(data: &[u8]) {
         .filter(|kind| decode_envelope::<IgnoredAny>(**kind, data).is_some())
         .count();
     assert!(kinds <= 1, "one stored value decodes as {kinds} kinds");
+    if decode_named::<IgnoredAny>(TOMBSTONE, data).is_some() {
+        assert_eq!(kinds, 0, "an invalidation marker decodes as an answer");
+    }
 }
 
 /// A value `kind` decodes is of the documented shape, and survives re-encoding exactly.

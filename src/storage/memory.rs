@@ -169,6 +169,22 @@ impl MemoryStorage {
     fn now_ms(&self) -> u64 {
         unix_millis(self.inner.clock.now())
     }
+
+    /// Puts an entry into `map`, its shard under the write lock, making room first if full.
+    fn insert(&self, map: &mut Map, key: &str, value: &[u8], ttl: Duration, now_ms: u64) {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        if !map.contains_key(key) && map.len() >= self.inner.per_shard {
+            Shard::evict(map, self.inner.per_shard, now_ms, &self.inner.inserts);
+        }
+        let inserted = self.inner.inserts.fetch_add(1, Ordering::Relaxed);
+        let entry = Entry {
+            value: value.into(),
+            expires_ms: now_ms.saturating_add(ttl_ms),
+            inserted,
+            referenced: AtomicBool::new(false),
+        };
+        map.insert(key.into(), entry);
+    }
 }
 
 impl Default for MemoryStorage {
@@ -244,21 +260,28 @@ impl Storage for MemoryStorage {
 
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StorageError> {
         let now_ms = self.now_ms();
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-        let shard = self.shard(key);
-        let mut map = shard.map.write();
-        if !map.contains_key(key) && map.len() >= self.inner.per_shard {
-            Shard::evict(&mut map, self.inner.per_shard, now_ms, &self.inner.inserts);
-        }
-        let inserted = self.inner.inserts.fetch_add(1, Ordering::Relaxed);
-        let entry = Entry {
-            value: value.into(),
-            expires_ms: now_ms.saturating_add(ttl_ms),
-            inserted,
-            referenced: AtomicBool::new(false),
-        };
-        map.insert(key.into(), entry);
+        let mut map = self.shard(key).map.write();
+        self.insert(&mut map, key, value, ttl, now_ms);
         Ok(())
+    }
+
+    /// Atomic: compared and written under the shard's write lock. An expired entry counts
+    /// as none, as it does for reads.
+    fn set_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StorageError> {
+        let now_ms = self.now_ms();
+        let mut map = self.shard(key).map.write();
+        let current = map.get(key).filter(|e| e.expires_ms > now_ms);
+        if current.map(|e| &*e.value) != expected {
+            return Ok(false);
+        }
+        self.insert(&mut map, key, value, ttl, now_ms);
+        Ok(true)
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
@@ -326,6 +349,26 @@ mod tests {
                 assert!(s.get("hot").unwrap().is_some(), "hot evicted at {i}");
             }
         }
+    }
+
+    #[test]
+    fn set_if_writes_only_over_what_was_expected() {
+        let clock = ManualClock::new();
+        let s = MemoryStorage::builder().clock(clock.clone()).build();
+        let ttl = Duration::from_secs(1);
+        assert!(
+            s.set_if("k", None, b"a", ttl).unwrap(),
+            "absent as expected"
+        );
+        assert!(!s.set_if("k", None, b"b", ttl).unwrap(), "no longer absent");
+        assert!(!s.set_if("k", Some(b"x"), b"b", ttl).unwrap());
+        assert!(s.set_if("k", Some(b"a"), b"b", ttl).unwrap());
+        assert_eq!(s.get("k").unwrap().as_deref(), Some(&b"b"[..]));
+        clock.advance(ttl);
+        assert!(
+            s.set_if("k", None, b"c", ttl).unwrap(),
+            "expired counts as absent"
+        );
     }
 
     #[test]

@@ -46,6 +46,48 @@ pub trait Storage: Send + Sync + fmt::Debug {
         keys.iter().map(|key| self.get(key)).collect()
     }
 
+    /// Stores `value` under `key` (to be dropped after `ttl`) only if the key still holds
+    /// exactly `expected` (`None`: nothing, or only an expired entry), and says whether it
+    /// did. The client writes every fetched answer this way, expecting what it read before
+    /// fetching, so an invalidation that landed while the fetch was out (which leaves a marker,
+    /// see [`invalidate`](Storage::invalidate)) is never undone by the older answer.
+    ///
+    /// Implementations make the comparison and the write one atomic step on this one key
+    /// (`MemoryStorage`: under its shard's lock; `RedisStorage`: a Lua script). The default
+    /// is **not atomic**: it reads with [`get`](Storage::get), then writes with
+    /// [`set`](Storage::set), so a write between the two is lost. That is enough for a
+    /// storage used by one client in one process only in the rare case of an invalidation
+    /// racing a fetch; override it for a storage shared between processes.
+    ///
+    /// # Errors
+    /// The storage's error; the client logs it and keeps the answer it fetched.
+    fn set_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StorageError> {
+        if self.get(key)?.as_deref() != expected {
+            return Ok(false);
+        }
+        self.set(key, value, ttl)?;
+        Ok(true)
+    }
+
+    /// Replaces whatever `key` holds by `marker` for `ttl`: how `clear_*` and `logout`
+    /// invalidate. A marker rather than a delete, so that a fetch that read the key before
+    /// the invalidation cannot store its older answer afterwards (its
+    /// [`set_if`](Storage::set_if) finds the marker, not what it expected). The client never
+    /// reads a marker as an answer. Defaults to [`set`](Storage::set).
+    ///
+    /// # Errors
+    /// When the invalidation may not be seen by everyone sharing the storage (a storage
+    /// with a fallback still records it there, and still returns the error).
+    fn invalidate(&self, key: &str, marker: &[u8], ttl: Duration) -> Result<(), StorageError> {
+        self.set(key, marker, ttl)
+    }
+
     /// Whether one [`get_many`](Storage::get_many) is much cheaper than several `get`s (a
     /// network round trip). The client then reads a check's entries in one batch, guessing the
     /// second key from the token and using it only if validation confirms the guess.
@@ -70,6 +112,18 @@ impl<S: Storage + ?Sized> Storage for Arc<S> {
     }
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
         (**self).get_many(keys)
+    }
+    fn set_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StorageError> {
+        (**self).set_if(key, expected, value, ttl)
+    }
+    fn invalidate(&self, key: &str, marker: &[u8], ttl: Duration) -> Result<(), StorageError> {
+        (**self).invalidate(key, marker, ttl)
     }
     fn prefers_batched_reads(&self) -> bool {
         (**self).prefers_batched_reads()

@@ -142,6 +142,19 @@ impl FakeController {
         self.shared.state.lock().users.insert(user.id.clone(), user);
     }
 
+    /// Makes tokens whose subject (their `sub` claim, or the first present of `userId`,
+    /// `user_id`, `id`) is `subject` belong to the user `user_id`, as when the identity
+    /// provider's subject is not the controller's user id: validation, user info, roles and
+    /// permissions then answer for `user_id`. Applies to tokens already minted too. Defaults
+    /// to the subject itself.
+    pub fn set_subject_user(&self, subject: &str, user_id: &str) {
+        self.shared
+            .state
+            .lock()
+            .subjects
+            .insert(subject.to_owned(), user_id.to_owned());
+    }
+
     /// Sets the roles served for `user_id`. Defaults to none (`[]`).
     pub fn set_roles(&self, user_id: &str, roles: &[&str]) {
         let roles = roles.iter().map(|r| (*r).to_owned()).collect();

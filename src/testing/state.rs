@@ -45,6 +45,8 @@ pub(super) struct State {
     pub(super) client_tokens: HashMap<String, SystemTime>,
     pub(super) user_tokens: HashMap<String, Minted>,
     pub(super) users: HashMap<String, UserInfo>,
+    /// A token's subject → the user id the controller knows its user by, where they differ.
+    pub(super) subjects: HashMap<String, String>,
     pub(super) roles: HashMap<String, Vec<String>>,
     pub(super) permissions: HashMap<String, Vec<String>>,
     pub(super) calls: HashMap<Endpoint, u64>,
@@ -124,10 +126,17 @@ impl Shared {
         let now = self.now();
         let state = self.state.lock();
         let minted = state.user_tokens.get(token)?;
+        let user_id = minted
+            .user_id
+            .as_ref()
+            .map(|sub| state.subjects.get(sub).unwrap_or(sub).clone());
         minted
             .expires_at
             .is_none_or(|exp| exp > now)
-            .then(|| minted.clone())
+            .then_some(Minted {
+                user_id,
+                expires_at: minted.expires_at,
+            })
     }
 
     pub(super) fn shut_down(&self) {

@@ -556,6 +556,8 @@ enum Raw {
     ClosesAtOnce,
     /// Answers something that is not HTTP.
     NotHttp,
+    /// Answers 200 with this JSON body (well-formed HTTP, odd content).
+    Json(&'static str),
 }
 
 struct RawController {
@@ -761,6 +763,14 @@ fn serve_raw(
             let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n");
             let _ = stream.shutdown(Shutdown::Both);
         }
+        Raw::Json(body) => {
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+            let _ = stream.shutdown(Shutdown::Write);
+        }
     }
 }
 
@@ -915,6 +925,8 @@ fn controller_rows() -> Vec<Row<Misbehaviour, Expect>> {
         row("issuer: HTML 502", F(ISSUER, Fault::body(502, html)), Status { status: 502, message: "502 Bad Gateway" }),
         row("issuer: empty 200", F(ISSUER, Fault::body(200, "")), decode),
         row("issuer: token is a number", F(ISSUER, json(r#"{"data":{"token":42,"expiresIn":3600}}"#)), decode),
+        row("issuer: expiresIn 1e19 (kept until the clock's end)", R(ISSUER, Raw::Json(r#"{"data":{"token":"raw-client-token","expiresIn":1e19}}"#)), Valid(true)),
+        row("issuer: expiresIn 1e300 (not a duration: default lifetime)", R(ISSUER, Raw::Json(r#"{"data":{"token":"raw-client-token","expiresIn":1e300}}"#)), Valid(true)),
     ]
 }
 
@@ -1217,6 +1229,8 @@ fn storage_rows() -> Vec<Row<Stored, StorageExpect>> {
         row("envelope with a payload of the wrong type", V(|k, _| envelope(k.name(), json!(FAR_MS), json!("cached"))), Miss),
         row("envelope written as a JSON array", V(|k, _| json!([k.name(), FAR_MS, k.cached_payload()]).to_string().into_bytes()), Miss),
         row("2 MiB of junk", V(|_, _| vec![b'x'; 2 << 20]), Miss),
+        row("an invalidation marker (tombstone)", V(|_, _| envelope("tombstone", json!(FAR_MS), json!("4f1c2a9be07d3e5a0000000000000001"))), Miss),
+        row("a token's link to its user", V(|_, _| envelope("token_user", json!(FAR_MS), json!("alice"))), Miss),
         row("a storage that errors on every call", Stored::Storage(Failure::Everything), AnswersFromController { clear_fails: true }),
         row("a storage whose reads fail", Stored::Storage(Failure::Reads), AnswersFromController { clear_fails: false }),
         row("a storage whose writes and deletes fail", Stored::Storage(Failure::Writes), AnswersFromController { clear_fails: true }),
@@ -1461,4 +1475,87 @@ fn check_storage(input: &Stored, expected: &StorageExpect) -> Result<(), String>
 #[test]
 fn storage_table() {
     run_table("storage values", storage_rows(), check_storage);
+}
+
+// ---------------------------------------------------------------------------------------
+// Table 4: numbers in settings
+// ---------------------------------------------------------------------------------------
+
+/// A setting with an extreme number, from a config file's `cache` object or the builder.
+enum Number {
+    /// The `cache` object of a config document.
+    Config(&'static str),
+    Builder(fn(miso_client::MisoClientBuilder) -> miso_client::MisoClientBuilder),
+}
+
+#[derive(Debug)]
+enum NumberExpect {
+    /// `Error::Config` naming this setting.
+    Refused(&'static str),
+    /// Builds, answers `has_role`, and caches the answer.
+    Answers,
+}
+
+#[rustfmt::skip]
+fn number_rows() -> Vec<Row<Number, NumberExpect>> {
+    use NumberExpect::*;
+    const YEAR: Duration = miso_client::MAX_TTL;
+    vec![
+        row("config: roleTTL 1e19", Number::Config(r#"{"roleTTL": 1e19}"#), Refused("cache.roleTTL")),
+        row("config: user_ttl a year and a second", Number::Config(r#"{"user_ttl": 31536001}"#), Refused("cache.user_ttl")),
+        row("config: tokenValidationTTL 1e300", Number::Config(r#"{"tokenValidationTTL": 1e300}"#), Refused("cache.tokenValidationTTL")),
+        row("config: every TTL one year", Number::Config(r#"{"roleTTL": 31536000, "permissionTTL": 31536000, "userTTL": 31536000, "validationTTL": 31536000}"#), Answers),
+        row("builder: role_ttl Duration::MAX", Number::Builder(|b| b.role_ttl(Duration::MAX)), Refused("role_ttl")),
+        row("builder: permission_ttl a year and a nanosecond", Number::Builder(|b| b.permission_ttl(YEAR + Duration::from_nanos(1))), Refused("permission_ttl")),
+        row("builder: every TTL one year", Number::Builder(|b| b.validation_ttl(YEAR).user_ttl(YEAR).role_ttl(YEAR).permission_ttl(YEAR)), Answers),
+        row("builder: timeout Duration::MAX", Number::Builder(|b| b.timeout(Duration::MAX)), Answers),
+    ]
+}
+
+fn check_number(input: &Number, expected: &NumberExpect) -> Result<(), String> {
+    let clock = ManualClock::new();
+    let fake = FakeController::builder().clock(clock.clone()).build();
+    let built = match input {
+        Number::Config(cache) => {
+            let document = format!(
+                r#"{{"controllerUrl": "{}", "clientId": "{}", "clientSecret": "{}", "cache": {cache}}}"#,
+                fake.url(),
+                fake.client_id(),
+                fake.client_secret()
+            );
+            serde_json::from_str::<miso_client::Config>(&document)
+                .map_err(|e| Error::Config(e.to_string()))
+                .and_then(|config| config.into_builder())
+                .and_then(|b| b.clock(clock.clone()).build())
+        }
+        Number::Builder(tweak) => tweak(builder_for(&fake, &clock)).build(),
+    };
+    let client = match (built, expected) {
+        (Err(e), NumberExpect::Refused(name)) => {
+            let text = e.to_string();
+            ensure!(
+                text.contains(&format!("{name} must")),
+                "refused without naming {name}: {text}"
+            );
+            return Ok(());
+        }
+        (Ok(client), NumberExpect::Answers) => client,
+        (built, _) => return Err(format!("expected {expected:?}, built: {:?}", built.err())),
+    };
+    fake.set_roles("alice", &["admin"]);
+    let token = fake.mint_token("alice", HOUR);
+    for _ in 0..2 {
+        let answer = bounded("has_role", || client.has_role(&token, "admin"))?;
+        ensure!(matches!(answer, Ok(true)), "has_role = {answer:?}");
+    }
+    ensure!(
+        fake.calls(Endpoint::Roles) == 1,
+        "the roles were not cached"
+    );
+    Ok(())
+}
+
+#[test]
+fn number_table() {
+    run_table("numbers in settings", number_rows(), check_number);
 }

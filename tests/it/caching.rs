@@ -1,7 +1,8 @@
 //! The cache-aside flow against a real HTTP fake controller, time from a manual clock:
 //! every rule of caching.md, and the same behaviours for each of the four kinds of answer.
 
-use crate::support::{FlakyStorage, HOUR, Setup};
+use crate::support::held_write::poll_until;
+use crate::support::{FlakyStorage, HOUR, Setup, is_cleared};
 use miso_client::testing::Fault;
 use miso_client::{Endpoint, MisoClient, MisoClientBuilder, Storage};
 use std::sync::Arc;
@@ -204,6 +205,43 @@ fn smart_validation_ttl_follows_the_token_expiry() {
     }
 }
 
+/// The clock moves on while the controller answers: the entry still expires 120 s after the
+/// call began, never later (so never past the token's `exp`).
+#[test]
+fn a_slow_validation_is_cached_from_when_its_call_began() {
+    let s = Setup::new();
+    let token = s.fake.mint_token("alice", Duration::from_secs(200));
+    s.fake.inject(
+        Endpoint::Validate,
+        Fault::delay(Duration::from_millis(500)),
+        1,
+    );
+    let client = Arc::new(s.client);
+    let slow = {
+        let (client, token) = (Arc::clone(&client), token.clone());
+        std::thread::spawn(move || client.validate_token(&token).unwrap())
+    };
+    let at_fake = || s.fake.calls(Endpoint::Validate) == 1;
+    assert!(poll_until(Duration::from_secs(10), at_fake));
+    s.clock.advance(Duration::from_secs(100));
+    assert!(slow.join().unwrap());
+    s.clock
+        .advance(Duration::from_secs(20) - Duration::from_millis(1));
+    assert!(client.validate_token(&token).unwrap());
+    assert_eq!(
+        s.fake.calls(Endpoint::Validate),
+        1,
+        "cached until 120 s after the call began"
+    );
+    s.clock.advance(Duration::from_millis(1));
+    assert!(client.validate_token(&token).unwrap());
+    assert_eq!(
+        s.fake.calls(Endpoint::Validate),
+        2,
+        "and not a moment longer"
+    );
+}
+
 #[test]
 fn token_without_exp_is_cached_for_validation_ttl() {
     let s = Setup::new();
@@ -390,9 +428,17 @@ fn logout_clears_validation_and_every_user_entry() {
     s.client.get_user_info(&token).unwrap();
     s.client.get_roles(&token).unwrap();
     s.client.get_permissions(&token).unwrap();
-    assert_eq!(s.storage.len(), 4);
+    assert_eq!(
+        s.storage.len(),
+        5,
+        "four answers and the token's link to its user"
+    );
     s.client.logout(&token).unwrap();
-    assert!(s.storage.is_empty(), "all four entries gone");
+    assert_eq!(
+        s.remaining(&token, "alice"),
+        [""; 0],
+        "all five entries gone"
+    );
     assert!(
         !s.client.validate_token(&token).unwrap(),
         "revoked at the controller too"
@@ -412,7 +458,7 @@ fn logout_without_a_session_is_success_and_still_clears() {
     s.client.get_roles(&token).unwrap();
     s.fake.revoke(&token); // the controller answers 400 "no active session"
     s.client.logout(&token).unwrap();
-    assert!(s.storage.is_empty());
+    assert_eq!(s.remaining(&token, "alice"), [""; 0]);
 }
 
 #[test]
@@ -423,7 +469,7 @@ fn logout_clears_the_cache_even_when_the_controller_fails() {
     s.fake.inject(Endpoint::Logout, Fault::status(500), 1);
     let err = s.client.logout(&token).unwrap_err();
     assert_eq!(err.status(), Some(500));
-    assert!(s.storage.is_empty());
+    assert_eq!(s.remaining(&token, "alice"), [""; 0]);
 }
 
 #[test]
@@ -438,7 +484,7 @@ fn each_clear_removes_exactly_its_entries() {
     };
     fill(&token);
     fill(&other);
-    let has = |k: &str| s.storage.get(&s.key(k)).unwrap().is_some();
+    let has = |k: &str| !is_cleared(&s.storage.get(&s.key(k)).unwrap());
     let vkey = format!("token_validation:{}", sha256_hex(&token));
 
     s.client.clear_roles_cache(&token).unwrap();
@@ -531,7 +577,7 @@ fn clear_user_cache_then_logout_refetch_user_info() {
     s.client.get_user_info(&token).unwrap();
     assert_eq!(s.fake.calls(Endpoint::User), 2);
     s.client.logout(&token).unwrap();
-    assert!(s.storage.get(&s.key("user:alice")).unwrap().is_none());
+    assert!(is_cleared(&s.storage.get(&s.key("user:alice")).unwrap()));
 }
 
 #[test]

@@ -167,3 +167,41 @@ fn redis_variables_select_a_shared_redis_cache() {
     assert_eq!(fake.calls(Endpoint::Validate), 1);
     cleanup(&url, &prefix);
 }
+
+/// A TTL too large for any clock was accepted and panicked on the first `has_role`; now the
+/// document is refused, naming the key. One year is the most a TTL may be.
+#[test]
+fn ttls_longer_than_a_year_are_refused_naming_the_key() {
+    let document = |cache: &str| {
+        format!(
+            r#"{{"controllerUrl": "http://127.0.0.1:1", "clientToken": "t", "cache": {cache}}}"#
+        )
+    };
+    for (cache, key) in [
+        (r#"{"roleTTL": 1e19}"#, "cache.roleTTL"),
+        (r#"{"permission_ttl": 31536001}"#, "cache.permission_ttl"),
+        (r#"{"validationTTL": 1e18}"#, "cache.validationTTL"),
+    ] {
+        let error = serde_json::from_str::<Config>(&document(cache)).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("{key} must be at most 31536000 seconds")),
+            "{cache}: {text}"
+        );
+    }
+    let year: Config = serde_json::from_str(&document(r#"{"roleTTL": 31536000}"#)).unwrap();
+    assert_eq!(
+        year.ttl(miso_client::AnswerKind::Roles),
+        miso_client::MAX_TTL
+    );
+    let error = MisoClient::builder()
+        .controller_url("http://127.0.0.1:1")
+        .client_token("t")
+        .role_ttl(Duration::MAX)
+        .build()
+        .unwrap_err();
+    assert!(
+        error.is_config() && error.to_string().contains("role_ttl"),
+        "{error}"
+    );
+}

@@ -818,6 +818,9 @@ fn keys_in_redis_have_the_documented_names_and_expire_within_the_ttl() {
     keys.sort();
     let mut expected = vec![
         w.validation_key(&token),
+        // The token's link to its user, which lets invalidation find the user.
+        w.validation_key(&token)
+            .replace(":token_validation:", ":token_user:"),
         w.key("roles", "carol"),
         w.key("permissions", "carol"),
         w.key("user", "carol"),

@@ -2,7 +2,7 @@
 //! Fetches are slowed with an injected delay so the threads really overlap.
 
 use crate::support::Setup;
-use miso_client::testing::Fault;
+use miso_client::testing::{FakeController, Fault};
 use miso_client::{Endpoint, MisoClient};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -189,4 +189,105 @@ fn threads_on_different_keys_do_not_wait_for_each_other() {
         "the fast user's fetch finished while the slow one was still in flight"
     );
     assert!(slow.join().unwrap());
+}
+
+/// Starts `ask` on its own thread and returns once its call (the `nth` of `endpoint`) is at
+/// the fake, held there by a delay.
+fn in_flight_at<T: Send + 'static>(
+    fake: &FakeController,
+    endpoint: Endpoint,
+    nth: u64,
+    ask: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    fake.inject(endpoint, Fault::delay(Duration::from_secs(2)), 1);
+    let handle = thread::spawn(ask);
+    let arrived = crate::support::held_write::poll_until(Duration::from_secs(10), || {
+        fake.calls(endpoint) >= nth
+    });
+    assert!(arrived, "the first call reached the fake");
+    handle
+}
+
+/// Two tokens of one user, both validated (and cached); then the first is revoked at the
+/// controller, so its own answers are "not authenticated".
+fn revoked_and_valid(s: &Setup) -> (String, String) {
+    let revoked = s.user("alice", &["admin"], &["read"]);
+    let valid = s.fake.mint_token("alice", crate::support::HOUR);
+    assert!(s.client.validate_token(&revoked).unwrap());
+    assert!(s.client.validate_token(&valid).unwrap());
+    s.fake.revoke(&revoked);
+    s.fake.reset_calls();
+    (revoked, valid)
+}
+
+#[test]
+fn a_revoked_tokens_401_is_never_handed_to_another_token_of_the_same_user() {
+    let s = Setup::new();
+    let (revoked, valid) = revoked_and_valid(&s);
+    let client = Arc::new(s.client);
+    let first = {
+        let client = Arc::clone(&client);
+        in_flight_at(&s.fake, Endpoint::Roles, 1, move || {
+            client.get_roles(&revoked)
+        })
+    };
+    // This miss joins the revoked token's fetch of `roles:alice`, which answers 401.
+    assert_eq!(client.get_roles(&valid).unwrap(), ["admin"]);
+    let err = first.join().unwrap().unwrap_err();
+    assert!(err.is_unauthenticated(), "{err}");
+    let roles = client.stats().of(miso_client::AnswerKind::Roles);
+    assert_eq!(
+        roles.coalesced_waits, 1,
+        "the second miss waited for the first"
+    );
+    assert_eq!(
+        s.fake.calls(Endpoint::Roles),
+        2,
+        "then fetched with its own token"
+    );
+}
+
+#[test]
+fn a_revoked_tokens_none_user_info_is_never_handed_to_another_token() {
+    let s = Setup::new();
+    let (revoked, valid) = revoked_and_valid(&s);
+    let client = Arc::new(s.client);
+    let first = {
+        let client = Arc::clone(&client);
+        in_flight_at(&s.fake, Endpoint::User, 1, move || {
+            client.get_user_info(&revoked)
+        })
+    };
+    let user = client.get_user_info(&valid).unwrap();
+    assert_eq!(user.map(|u| u.id).as_deref(), Some("alice"));
+    assert_eq!(first.join().unwrap().unwrap(), None);
+    let users = client.stats().of(miso_client::AnswerKind::User);
+    assert_eq!(
+        users.coalesced_waits, 1,
+        "the second miss waited for the first"
+    );
+    assert_eq!(
+        s.fake.calls(Endpoint::User),
+        2,
+        "then fetched with its own token"
+    );
+}
+
+#[test]
+fn a_refresh_never_joins_a_plain_fetch() {
+    let s = Setup::new();
+    let token = s.user("alice", &["admin"], &[]);
+    assert!(s.client.validate_token(&token).unwrap());
+    s.fake.reset_calls();
+    let client = Arc::new(s.client);
+    let plain = {
+        let (client, token) = (Arc::clone(&client), token.clone());
+        in_flight_at(&s.fake, Endpoint::Roles, 1, move || {
+            client.get_roles(&token)
+        })
+    };
+    s.fake.set_roles("alice", &["viewer"]);
+    assert_eq!(client.refresh_roles(&token).unwrap(), ["viewer"]);
+    assert_eq!(s.fake.calls(Endpoint::RolesRefresh), 1);
+    plain.join().unwrap().unwrap();
 }

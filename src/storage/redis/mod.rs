@@ -16,6 +16,7 @@
 
 mod breaker;
 mod builder;
+mod cas;
 mod manager;
 mod url;
 
@@ -35,15 +36,13 @@ use url::{debug_target, parse_url};
 
 const LOG_TARGET: &str = "miso_client::redis";
 
-/// Redis refuses `PX` values whose absolute expiry overflows; a century is far beyond any
-/// cache TTL and far below that limit.
-const MAX_PX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
-
 /// A [`Storage`] in Redis, over a pool of blocking connections: every process and host using
 /// the same Redis shares one cache, and an invalidation in one is seen by all at once.
 ///
 /// Values are written with `SET key value PX ttl`, so Redis itself drops expired entries;
-/// [`get_many`](Storage::get_many) is one `MGET`.
+/// [`get_many`](Storage::get_many) is one `MGET`; [`set_if`](Storage::set_if) is a Lua
+/// script on one key (`EVALSHA`, falling back to `EVAL` on a Redis that lost its script
+/// cache, e.g. after a restart), so it works on Redis Cluster.
 ///
 /// # When Redis fails
 /// Nothing here blocks longer than the configured timeouts, and an outage costs at most one
@@ -71,9 +70,10 @@ const MAX_PX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// read from and written to that bounded in-process store instead, so an outage across many
 /// instances does not turn into a storm of controller calls. The fallback is emptied when an
 /// outage starts and when it ends: under a healthy Redis there is no per-process layer, and
-/// an entry cached during one outage is never served in the next. A `delete` during an
-/// outage removes the key from the fallback and still returns `Err`, because the other
-/// processes sharing the Redis have not seen the invalidation.
+/// an entry cached during one outage is never served in the next. A `delete` or an
+/// [`invalidate`](Storage::invalidate) during an outage is done in the fallback and still
+/// returns `Err`, because the other processes sharing the Redis have not seen the
+/// invalidation.
 ///
 /// Cheap to clone: clones share the pool and the breaker. `Debug` never shows the password.
 ///
@@ -383,10 +383,7 @@ impl Storage for RedisStorage {
         if ttl.is_zero() {
             return Ok(());
         }
-        // Rounded down (but at least 1 ms) so Redis never keeps an entry past the TTL.
-        let ms = u64::try_from(ttl.as_millis())
-            .unwrap_or(u64::MAX)
-            .clamp(1, MAX_PX_MS);
+        let ms = cas::px_millis(ttl);
         let set = |conn: &mut redis::Connection| {
             redis::cmd("SET")
                 .arg(key)
@@ -443,6 +440,25 @@ impl Storage for RedisStorage {
                 None => Err(error),
             },
         }
+    }
+
+    fn set_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> std::result::Result<bool, StorageError> {
+        self.compare_and_set(key, expected, value, ttl)
+    }
+
+    fn invalidate(
+        &self,
+        key: &str,
+        marker: &[u8],
+        ttl: Duration,
+    ) -> std::result::Result<(), StorageError> {
+        self.write_marker(key, marker, ttl)
     }
 
     fn prefers_batched_reads(&self) -> bool {

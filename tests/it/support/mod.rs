@@ -1,6 +1,7 @@
 //! Shared set-up for the integration tests: a fake controller and a client on one manual clock.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod held_write;
 #[cfg(feature = "redis")]
 pub mod redis;
 
@@ -148,6 +149,28 @@ impl Storage for TestStorage {
             }
         }
     }
+    fn set_if(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StorageError> {
+        match self {
+            TestStorage::Memory(m) => m.set_if(key, expected, value, ttl),
+            #[cfg(feature = "redis")]
+            TestStorage::Redis { storage, .. } => {
+                storage.set_if(&self.key(key), expected, value, ttl)
+            }
+        }
+    }
+    fn invalidate(&self, key: &str, marker: &[u8], ttl: Duration) -> Result<(), StorageError> {
+        match self {
+            TestStorage::Memory(m) => m.invalidate(key, marker, ttl),
+            #[cfg(feature = "redis")]
+            TestStorage::Redis { storage, .. } => storage.invalidate(&self.key(key), marker, ttl),
+        }
+    }
     fn prefers_batched_reads(&self) -> bool {
         match self {
             TestStorage::Memory(m) => m.prefers_batched_reads(),
@@ -200,6 +223,39 @@ impl Setup {
     pub fn key(&self, rest: &str) -> String {
         format!("miso:{}:{rest}", self.fake.client_id())
     }
+
+    /// The keys of `token` (its validation entry and its token→user link) and of `user`'s
+    /// answers that still hold something other than an invalidation marker: none after a
+    /// `logout` or `clear_user_cache`.
+    pub fn remaining(&self, token: &str, user: &str) -> Vec<String> {
+        let digest = sha256_hex(token);
+        [
+            format!("token_validation:{digest}"),
+            format!("token_user:{digest}"),
+            format!("user:{user}"),
+            format!("roles:{user}"),
+            format!("permissions:{user}"),
+        ]
+        .into_iter()
+        .filter(|rest| !is_cleared(&self.storage.get(&self.key(rest)).unwrap()))
+        .collect()
+    }
+}
+
+/// Whether a stored value is nothing or an invalidation marker (what `clear_*` and `logout`
+/// leave), i.e. not an answer.
+pub fn is_cleared(raw: &Option<Vec<u8>>) -> bool {
+    raw.as_ref()
+        .is_none_or(|raw| raw.starts_with(br#"{"miso":"tombstone","#))
+}
+
+/// The SHA-256 of `text` in lowercase hex, as validation keys name a token.
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A client builder pointed at `fake`, on `clock`, with short timeouts.
