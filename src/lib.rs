@@ -291,15 +291,16 @@
 //! ```
 //! # use miso_client::{MisoClient, testing::FakeController};
 //! # use std::time::Duration;
+//! use miso_client::AnswerKind;
 //! # let fake = FakeController::start();
 //! # let token = fake.mint_token("alice", Duration::from_secs(3600));
 //! # let client = MisoClient::builder().controller_url(fake.url())
 //! #     .client_id(fake.client_id()).client_secret(fake.client_secret()).build()?;
 //! client.get_roles(&token)?;
 //! client.get_roles(&token)?;
-//! let stats = client.stats();
-//! assert_eq!((stats.of(miso_client::AnswerKind::Roles).hits, stats.of(miso_client::AnswerKind::Roles).misses), (1, 1));
-//! println!("roles hit rate {:.0}%", stats.of(miso_client::AnswerKind::Roles).hit_rate() * 100.0);
+//! let roles = client.stats().of(AnswerKind::Roles);
+//! assert_eq!((roles.hits, roles.misses), (1, 1));
+//! println!("roles hit rate {:.0}%", roles.hit_rate() * 100.0);
 //! # Ok::<(), miso_client::Error>(())
 //! ```
 #![cfg_attr(
