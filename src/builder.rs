@@ -231,16 +231,7 @@ impl MisoClientBuilder {
         }
         check_breaker(&self.breaker)?;
         let stats = Arc::new(Stats::default());
-        let controller = Controller::new(ControllerSettings {
-            base_url: url,
-            token_path: self.client_token_uri.clone(),
-            credentials,
-            clock: Arc::clone(&self.clock),
-            timeout: self.timeout,
-            stats: Arc::clone(&stats),
-            pool: self.pool,
-            breaker: self.breaker,
-        });
+        let controller = self.controller(url, credentials, Arc::clone(&stats));
         let api_key = self
             .api_key
             .as_ref()
@@ -249,6 +240,20 @@ impl MisoClientBuilder {
         Ok(MisoClient::new(
             controller, cache, stats, client_id, api_key,
         ))
+    }
+
+    /// The controller of a checked builder.
+    fn controller(&self, url: String, credentials: Credentials, stats: Arc<Stats>) -> Controller {
+        Controller::new(ControllerSettings {
+            base_url: url,
+            token_path: self.client_token_uri.clone(),
+            credentials,
+            clock: Arc::clone(&self.clock),
+            timeout: self.timeout,
+            stats,
+            pool: self.pool,
+            breaker: self.breaker,
+        })
     }
 
     /// The cache of a checked builder.

@@ -323,12 +323,12 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use controller::Endpoint;
 pub use defaults::{
-    DEFAULT_CLIENT_TOKEN_URI, DEFAULT_PERMISSION_TTL, DEFAULT_ROLE_TTL, DEFAULT_TIMEOUT,
-    DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL,
-};
-pub use defaults::{
     DEFAULT_BREAKER_FIRST_BACKOFF, DEFAULT_BREAKER_MAX_BACKOFF, DEFAULT_BREAKER_THRESHOLD,
     DEFAULT_IDLE_CONNECTION_TIMEOUT, DEFAULT_MAX_IDLE_CONNECTIONS,
+};
+pub use defaults::{
+    DEFAULT_CLIENT_TOKEN_URI, DEFAULT_PERMISSION_TTL, DEFAULT_ROLE_TTL, DEFAULT_TIMEOUT,
+    DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL,
 };
 pub use error::{Error, ErrorBody, Result, StorageError};
 pub use kind::AnswerKind;

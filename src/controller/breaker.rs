@@ -306,7 +306,12 @@ mod tests {
         for expected_max in [4, 8, 10, 10] {
             clock.advance(Duration::from_secs(10));
             fail(&b); // the probe
-            let left = b.admit(Endpoint::Roles).err().unwrap().retry_after().unwrap();
+            let left = b
+                .admit(Endpoint::Roles)
+                .err()
+                .unwrap()
+                .retry_after()
+                .unwrap();
             let max = Duration::from_secs(expected_max);
             assert!(left <= max && left >= max / 2, "{left:?} for {max:?}");
         }
@@ -325,14 +330,24 @@ mod tests {
         first.settle(Outcome::RetryAfter(Duration::from_secs(30), &error));
         second.settle(Outcome::RetryAfter(Duration::from_secs(5), &error));
         third.settle(Outcome::Answered);
-        let left = b.admit(Endpoint::User).err().unwrap().retry_after().unwrap();
+        let left = b
+            .admit(Endpoint::User)
+            .err()
+            .unwrap()
+            .retry_after()
+            .unwrap();
         assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30));
         clock.advance(Duration::from_secs(30));
         b.admit(Endpoint::User).unwrap().settle(Outcome::RetryAfter(
             Duration::from_secs(86_400 * 365),
             &error,
         ));
-        let left = b.admit(Endpoint::User).err().unwrap().retry_after().unwrap();
+        let left = b
+            .admit(Endpoint::User)
+            .err()
+            .unwrap()
+            .retry_after()
+            .unwrap();
         assert!(left <= MAX_RETRY_AFTER, "capped: {left:?}");
         assert_eq!(b.stats.snapshot().retry_after_waits, 3);
         assert_eq!(b.stats.snapshot().breaker_openings, 0);

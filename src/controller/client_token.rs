@@ -8,7 +8,7 @@
 //! callers wait for the issuer.
 
 use super::breaker::backoff;
-use super::decode::decode_client_token;
+use super::decode::{IssuedToken, decode_client_token};
 use super::{Controller, Credentials, Deadline, LOG_TARGET, Request};
 use crate::Endpoint;
 use crate::error::{Error, Result};
@@ -155,15 +155,7 @@ impl Controller {
         }
         let issued = answer.decode(endpoint, decode_client_token)?;
         let now = self.clock.now();
-        let lifetime = issued
-            .expires_in
-            .or_else(|| {
-                crate::jwt::decode_unverified(&issued.token)
-                    .ok()
-                    .and_then(|claims| claims.expires_at)
-                    .and_then(|exp| exp.duration_since(now).ok())
-            })
-            .unwrap_or(DEFAULT_CLIENT_TOKEN_LIFETIME);
+        let lifetime = lifetime(&issued, now);
         let margin = REFRESH_MARGIN.min(lifetime / 2);
         let token = Secret::new(issued.token);
         log::info!(target: LOG_TARGET, "client token fetched, valid for {}s", lifetime.as_secs());
@@ -174,4 +166,17 @@ impl Controller {
         });
         Ok(token)
     }
+}
+
+/// How long an issued token lives: `expiresIn`, else its JWT `exp`, else a default.
+fn lifetime(issued: &IssuedToken, now: SystemTime) -> Duration {
+    issued
+        .expires_in
+        .or_else(|| {
+            crate::jwt::decode_unverified(&issued.token)
+                .ok()
+                .and_then(|claims| claims.expires_at)
+                .and_then(|exp| exp.duration_since(now).ok())
+        })
+        .unwrap_or(DEFAULT_CLIENT_TOKEN_LIFETIME)
 }

@@ -94,6 +94,8 @@ impl Connector for Counting {
 
 impl fmt::Debug for Counting {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Counting").field("inner", &self.inner).finish()
+        f.debug_struct("Counting")
+            .field("inner", &self.inner)
+            .finish()
     }
 }

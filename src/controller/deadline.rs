@@ -19,7 +19,9 @@ impl Deadline {
         let now = Instant::now();
         Self {
             // A budget too large to add is as good as none.
-            at: now.checked_add(budget).unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            at: now
+                .checked_add(budget)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365)),
             budget,
         }
     }

@@ -64,7 +64,9 @@ fn number(digits: &str) -> Option<u64> {
 
 fn days_in_month(year: u64, month: u64) -> u64 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -88,7 +90,10 @@ fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
 pub(crate) fn format_http_date(time: SystemTime) -> String {
     // 1970-01-01 was a Thursday.
     const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    let secs = time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     let days = secs / 86_400;
     // The inverse of `days_from_civil`.
     let z = days + 719_468;
@@ -164,11 +169,17 @@ mod tests {
 
     #[test]
     fn formats_what_it_reads() {
-        assert_eq!(format_http_date(at(784_111_777)), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            format_http_date(at(784_111_777)),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
         for secs in [0, 951_782_400, 1_767_225_600, 4_102_444_799] {
             let text = format_http_date(at(secs));
             assert_eq!(parse_http_date(&text), Some(secs), "{text}");
         }
-        assert_eq!(parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"), Some(951_782_400));
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"),
+            Some(951_782_400)
+        );
     }
 }

@@ -84,10 +84,9 @@ pub(super) fn serve(
     let mut reader = BufReader::new(&stream);
     let mut answered = false;
     while let Some(idled) = wait_for_request(&stream, &mut reader, &is_down) {
-        if answered && close_idle_after.is_some_and(|limit| idled >= limit) {
+        if std::mem::replace(&mut answered, true) && close_idle_after.is_some_and(|l| idled >= l) {
             break;
         }
-        answered = true;
         let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
         let Some(reply) = next_reply(&mut reader, &stream, &mut respond) else {
             return;

@@ -177,7 +177,9 @@ impl FakeController {
     /// How many TCP connections the fake has accepted since it started (whatever happened on
     /// them): a client reusing its connections opens few.
     pub fn connections(&self) -> u64 {
-        self.shared.connections.load(std::sync::atomic::Ordering::SeqCst)
+        self.shared
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Zeroes every call count and forgets the recorded requests.
@@ -467,7 +469,10 @@ impl Fault {
     /// sends to say until when, rather than for how long. Compute `at` from the clock the
     /// fake and the client share.
     pub fn with_retry_after_date(self, at: SystemTime) -> Self {
-        self.with_header("Retry-After", crate::controller::retry_after::format_http_date(at))
+        self.with_header(
+            "Retry-After",
+            crate::controller::retry_after::format_http_date(at),
+        )
     }
 
     /// Waits `delay` (real time) before answering. Shutting the fake down cuts it short.

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 /// A fake (adjusted by `fake`) and an uncached client on it, so every check is a request.
 fn uncached(
-    fake: impl FnOnce(miso_client::testing::FakeControllerBuilder) -> miso_client::testing::FakeControllerBuilder,
+    fake: impl FnOnce(
+        miso_client::testing::FakeControllerBuilder,
+    ) -> miso_client::testing::FakeControllerBuilder,
     client: impl FnOnce(MisoClientBuilder) -> MisoClientBuilder,
 ) -> (FakeController, MisoClient, String) {
     let clock = ManualClock::new();
@@ -26,7 +28,9 @@ fn uncached(
 fn eight_threads_open_about_eight_connections() {
     let (fake, client, _) = uncached(|f| f, |c| c);
     // A token per thread: threads asking about one token would share its requests.
-    let tokens: Vec<String> = (0..8).map(|i| fake.mint_token(&format!("u{i}"), HOUR)).collect();
+    let tokens: Vec<String> = (0..8)
+        .map(|i| fake.mint_token(&format!("u{i}"), HOUR))
+        .collect();
     std::thread::scope(|scope| {
         for token in &tokens {
             let client = &client;
@@ -68,7 +72,11 @@ fn a_validation_on_a_reused_connection_the_server_closed_is_retried_once() {
         assert!(client.validate_token(&token).unwrap());
     }
     assert_eq!(client.stats().stale_connection_retries, 3);
-    assert_eq!(fake.calls(Endpoint::Validate), 4, "each retry reached the fake");
+    assert_eq!(
+        fake.calls(Endpoint::Validate),
+        4,
+        "each retry reached the fake"
+    );
 }
 
 #[test]

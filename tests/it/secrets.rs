@@ -267,7 +267,13 @@ fn every_error_variant_hides_tokens_and_secrets() {
             .with_header("Retry-After", "7"),
         1,
     );
-    assert!(w.client.refresh_roles(&w.alice).unwrap_err().status().is_some());
+    assert!(
+        w.client
+            .refresh_roles(&w.alice)
+            .unwrap_err()
+            .status()
+            .is_some()
+    );
     let err = w.client.refresh_roles(&w.alice).unwrap_err();
     assert!(err.is_unavailable(), "{err}");
     errors.push(("Unavailable", err));

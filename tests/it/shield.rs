@@ -37,14 +37,17 @@ fn hammer(
 }
 
 fn users(s: &Setup, n: usize) -> Vec<String> {
-    (0..n).map(|i| s.user(&format!("u{i}"), &["r"], &[])).collect()
+    (0..n)
+        .map(|i| s.user(&format!("u{i}"), &["r"], &[]))
+        .collect()
 }
 
 #[test]
 fn a_503_storm_of_16_threads_makes_at_most_200_controller_calls() {
     let s = Setup::new();
     let tokens = users(&s, 16);
-    s.fake.inject(Endpoint::Validate, Fault::status(503), usize::MAX);
+    s.fake
+        .inject(Endpoint::Validate, Fault::status(503), usize::MAX);
     let (requests, wrong) = hammer(
         16,
         Duration::from_secs(2),
@@ -52,21 +55,25 @@ fn a_503_storm_of_16_threads_makes_at_most_200_controller_calls() {
         true,
     );
     let calls = s.fake.total_calls();
-    assert!(calls <= 200, "{calls} controller calls for {requests} requests");
+    assert!(
+        calls <= 200,
+        "{calls} controller calls for {requests} requests"
+    );
     assert_eq!(wrong, 0);
     let stats = s.client.stats();
     assert!(stats.breaker_openings >= 1, "{stats:?}");
     assert!(stats.breaker_refusals > 0, "{stats:?}");
 }
 
-#[test]
-fn the_breaker_recovers_within_one_backoff_with_no_wrong_answers() {
-    let s = Setup::new();
-    let tokens = users(&s, 8);
+/// Eight validated users whose roles calls then fail until the breaker refuses; returns
+/// their tokens and the time left before it lets a call probe.
+fn open_on_roles(s: &Setup) -> (Vec<String>, Duration) {
+    let tokens = users(s, 8);
     for token in &tokens {
         assert!(s.client.validate_token(token).unwrap());
     }
-    s.fake.inject(Endpoint::Roles, Fault::status(500), usize::MAX);
+    s.fake
+        .inject(Endpoint::Roles, Fault::status(500), usize::MAX);
     for token in &tokens {
         let err = s.client.has_role(token, "r").unwrap_err();
         assert!(err.is_controller_failure(), "{err}");
@@ -74,17 +81,28 @@ fn the_breaker_recovers_within_one_backoff_with_no_wrong_answers() {
     let refused = s.client.has_role(&tokens[0], "r").unwrap_err();
     assert!(refused.is_unavailable(), "{refused}");
     assert_eq!(refused.endpoint(), Some(Endpoint::Roles));
-    let backoff = refused.retry_after().expect("time left");
-    assert!(backoff <= miso_client::DEFAULT_BREAKER_FIRST_BACKOFF);
     assert!(
         refused.to_string().contains("500"),
         "names the last failure: {refused}"
     );
-    let calls = s.fake.calls(Endpoint::Roles);
+    let backoff = refused.retry_after().expect("time left");
+    assert!(backoff <= miso_client::DEFAULT_BREAKER_FIRST_BACKOFF);
+    (tokens, backoff)
+}
 
+#[test]
+fn the_breaker_recovers_within_one_backoff_with_no_wrong_answers() {
+    let s = Setup::new();
+    let (tokens, backoff) = open_on_roles(&s);
+    let calls = s.fake.calls(Endpoint::Roles);
     s.fake.clear_faults(); // healed
-    assert!(s.client.has_role(&tokens[1], "r").unwrap_err().is_unavailable());
-    assert_eq!(s.fake.calls(Endpoint::Roles), calls, "nothing sent meanwhile");
+    let err = s.client.has_role(&tokens[1], "r").unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert_eq!(
+        s.fake.calls(Endpoint::Roles),
+        calls,
+        "nothing sent meanwhile"
+    );
     // The wait on the wall clock is a few µs longer than the one reported from the monotonic
     // clock, which the test does not move.
     s.clock.advance(backoff + Duration::from_millis(1));
@@ -95,28 +113,38 @@ fn the_breaker_recovers_within_one_backoff_with_no_wrong_answers() {
     assert_eq!(s.fake.calls(Endpoint::Roles), calls + tokens.len() as u64);
 }
 
-#[test]
-fn a_retry_after_of_30_s_allows_at_most_2_calls() {
-    let s = Setup::new();
+/// A validated token whose next roles call is answered 429 with `Retry-After: 30`.
+fn rate_limited_for_30_s(s: &Setup) -> String {
     let token = s.user("alice", &["admin"], &[]);
     assert!(s.client.validate_token(&token).unwrap());
-    s.fake.inject(
-        Endpoint::Roles,
-        Fault::status(429).with_header("Retry-After", "30"),
-        1,
-    );
+    let fault = Fault::status(429).with_header("Retry-After", "30");
+    s.fake.inject(Endpoint::Roles, fault, 1);
     let first = s.client.get_roles(&token).unwrap_err();
     assert!(first.is_rate_limited());
     assert_eq!(first.retry_after(), Some(Duration::from_secs(30)));
+    token
+}
+
+#[test]
+fn a_retry_after_of_30_s_allows_at_most_2_calls() {
+    let s = Setup::new();
+    let token = rate_limited_for_30_s(&s);
     let step = Duration::from_millis(290);
     for i in 1..=100u32 {
         let err = s.client.get_roles(&token).unwrap_err();
         assert!(err.is_unavailable() && err.is_controller_failure(), "{err}");
         let left = err.retry_after().expect("time left");
-        assert!(left <= Duration::from_secs(30) - step * (i - 1), "{i}: {left:?}");
+        assert!(
+            left <= Duration::from_secs(30) - step * (i - 1),
+            "{i}: {left:?}"
+        );
         s.clock.advance(step);
     }
-    assert_eq!(s.fake.calls(Endpoint::Roles), 1, "nothing sent inside the window");
+    assert_eq!(
+        s.fake.calls(Endpoint::Roles),
+        1,
+        "nothing sent inside the window"
+    );
     s.clock.advance(Duration::from_secs(1));
     assert_eq!(s.client.get_roles(&token).unwrap(), ["admin"]);
     assert!(s.fake.calls(Endpoint::Roles) <= 2);
@@ -140,7 +168,10 @@ fn retry_after_as_an_http_date_is_read() {
     assert_eq!(err.retry_after(), Some(Duration::from_secs(45)));
     s.clock.advance(Duration::from_secs(44));
     let left = s.client.validate_token(&token).unwrap_err().retry_after();
-    assert!(left.is_some_and(|left| left <= Duration::from_secs(1)), "{left:?}");
+    assert!(
+        left.is_some_and(|left| left <= Duration::from_secs(1)),
+        "{left:?}"
+    );
     s.clock.advance(Duration::from_secs(1));
     assert!(s.client.validate_token(&token).unwrap());
     assert_eq!(s.fake.calls(Endpoint::Validate), 2);
@@ -150,7 +181,8 @@ fn retry_after_as_an_http_date_is_read() {
 fn an_issuer_that_is_down_gets_a_bounded_number_of_calls() {
     let s = Setup::new();
     let tokens = users(&s, 16);
-    s.fake.inject(Endpoint::ClientToken, Fault::status(503), usize::MAX);
+    s.fake
+        .inject(Endpoint::ClientToken, Fault::status(503), usize::MAX);
     let (requests, wrong) = hammer(
         16,
         Duration::from_secs(2),
@@ -158,7 +190,10 @@ fn an_issuer_that_is_down_gets_a_bounded_number_of_calls() {
         true,
     );
     let issuer = s.fake.calls(Endpoint::ClientToken);
-    assert!(issuer <= 20, "{issuer} issuer calls for {requests} requests");
+    assert!(
+        issuer <= 20,
+        "{issuer} issuer calls for {requests} requests"
+    );
     assert_eq!(s.fake.calls(Endpoint::Validate), 0);
     assert_eq!(wrong, 0);
     assert!(s.client.stats().breaker_refusals > 0);
@@ -198,7 +233,11 @@ fn a_failing_refresh_keeps_the_client_token_in_hand() {
     assert_eq!(fake.calls(Endpoint::ClientToken), 3);
     clock.advance(Duration::from_secs(100)); // past the first token's expiry
     assert!(client.validate_token(&token).unwrap());
-    assert_eq!(fake.calls(Endpoint::ClientToken), 3, "the new token is fresh");
+    assert_eq!(
+        fake.calls(Endpoint::ClientToken),
+        3,
+        "the new token is fresh"
+    );
 }
 
 #[test]
@@ -214,7 +253,10 @@ fn a_slow_refresh_holds_up_no_call_past_its_deadline() {
             .map(|_| scope.spawn(|| client.validate_token(&token)))
             .collect();
         for call in calls {
-            assert!(call.join().unwrap().unwrap(), "answered with the token in hand");
+            assert!(
+                call.join().unwrap().unwrap(),
+                "answered with the token in hand"
+            );
         }
     });
     assert_eq!(fake.calls(Endpoint::ClientToken), 2, "one caller refreshed");
@@ -245,7 +287,10 @@ fn breaker_settings_are_checked() {
     let fake = FakeController::start();
     let clock = ManualClock::new();
     for (builder, setting) in [
-        (builder_for(&fake, &clock).breaker_threshold(0), "breaker_threshold"),
+        (
+            builder_for(&fake, &clock).breaker_threshold(0),
+            "breaker_threshold",
+        ),
         (
             builder_for(&fake, &clock).breaker_backoff(Duration::ZERO, Duration::from_secs(1)),
             "breaker_backoff",
@@ -257,6 +302,9 @@ fn breaker_settings_are_checked() {
         ),
     ] {
         let err = builder.build().unwrap_err();
-        assert!(err.is_config() && err.to_string().contains(setting), "{err}");
+        assert!(
+            err.is_config() && err.to_string().contains(setting),
+            "{err}"
+        );
     }
 }
