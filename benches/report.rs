@@ -4,6 +4,8 @@
 //! writes nothing. Nothing here asserts a time.
 #![allow(missing_docs)]
 
+#[path = "report/failing.rs"]
+mod failing;
 mod support;
 
 use miso_client::{Endpoint, MemoryStorage, Storage};
@@ -18,6 +20,10 @@ struct Scale {
     junk: usize,
     flood: usize,
     cold_calls: usize,
+    /// How long each storm of the "controller failing" section lasts.
+    storm: Duration,
+    /// Uncached validations per thread when counting connections.
+    pool_calls: usize,
 }
 
 const FULL: Scale = Scale {
@@ -26,6 +32,8 @@ const FULL: Scale = Scale {
     junk: 1_000_000,
     flood: 1_000_000,
     cold_calls: 1_000,
+    storm: Duration::from_secs(2),
+    pool_calls: 250,
 };
 const SMOKE: Scale = Scale {
     rounds: 3,
@@ -33,6 +41,8 @@ const SMOKE: Scale = Scale {
     junk: 1_000,
     flood: 1_000,
     cold_calls: 10,
+    storm: Duration::from_millis(100),
+    pool_calls: 5,
 };
 
 struct Row {
@@ -55,8 +65,13 @@ fn main() {
     rows.push(cold_start(scale));
     rows.extend(junk_flood(scale));
     rows.push(jwt_decode(scale));
+    let failing = failing::rows(scale);
 
-    let table = render(&rows);
+    let table = format!(
+        "{}\n## Controller failing\n\n{}",
+        render(&rows),
+        render(&failing)
+    );
     println!("{table}");
     println!("report took {:.1} s", started.elapsed().as_secs_f64());
     if full {
