@@ -221,6 +221,10 @@ impl Controller {
             Endpoint::ClientToken => &self.issuer,
             _ => &self.api,
         };
+        // A call out of time sends nothing, and so tells the breaker nothing about the host.
+        if deadline.remaining().is_zero() {
+            return Err(self.timed_out(deadline, request.endpoint));
+        }
         let permit = breaker.admit(request.endpoint)?;
         let result = self.exchange(deadline, request);
         settle(permit, request.endpoint, &result);
@@ -231,9 +235,6 @@ impl Controller {
     /// was closed before any answer goes once more on a fresh connection.
     fn exchange(&self, deadline: Deadline, request: &Request<'_>) -> Result<Answer> {
         let endpoint = request.endpoint;
-        if deadline.remaining().is_zero() {
-            return Err(self.timed_out(deadline, endpoint));
-        }
         let opened = connections::opened_by_this_thread();
         let response = match self.request(deadline, request, false) {
             Err(e)
@@ -280,7 +281,8 @@ impl Controller {
     }
 
     /// Credentials, the time left, and (for a retry) no pooled connection: an idle age of
-    /// zero makes the pool hand out none.
+    /// zero makes the pool hand out none, and drop those it holds for the host (they idled as
+    /// long as the one the server just closed).
     fn prepare<B>(
         &self,
         builder: ureq::RequestBuilder<B>,
