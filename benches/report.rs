@@ -4,6 +4,8 @@
 //! writes nothing. Nothing here asserts a time.
 #![allow(missing_docs)]
 
+#[path = "report/failing.rs"]
+mod failing;
 mod support;
 
 use miso_client::{Endpoint, MemoryStorage, Storage};
@@ -20,6 +22,10 @@ struct Scale {
     cold_calls: usize,
     /// How long each run of the Redis-under-load row hammers.
     load: Duration,
+    /// How long each storm of the "controller failing" section lasts.
+    storm: Duration,
+    /// Uncached validations per thread when counting connections.
+    pool_calls: usize,
 }
 
 const FULL: Scale = Scale {
@@ -29,6 +35,8 @@ const FULL: Scale = Scale {
     flood: 1_000_000,
     cold_calls: 1_000,
     load: Duration::from_secs(10),
+    storm: Duration::from_secs(2),
+    pool_calls: 250,
 };
 const SMOKE: Scale = Scale {
     rounds: 3,
@@ -37,6 +45,8 @@ const SMOKE: Scale = Scale {
     flood: 1_000,
     cold_calls: 10,
     load: Duration::from_millis(300),
+    storm: Duration::from_millis(100),
+    pool_calls: 5,
 };
 
 struct Row {
@@ -60,8 +70,13 @@ fn main() {
     rows.push(cold_start(scale));
     rows.extend(junk_flood(scale));
     rows.push(jwt_decode(scale));
+    let failing = failing::rows(scale);
 
-    let table = render(&rows);
+    let table = format!(
+        "{}\n## Controller failing\n\n{}",
+        render(&rows),
+        render(&failing)
+    );
     println!("{table}");
     println!("report took {:.1} s", started.elapsed().as_secs_f64());
     if full {

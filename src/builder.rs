@@ -3,8 +3,13 @@
 use crate::MisoClient;
 use crate::cache::{Cache, Parts};
 use crate::clock::{Clock, SystemClock};
-use crate::controller::{Controller, Credentials, endpoint};
-use crate::defaults::{DEFAULT_CLIENT_TOKEN_URI, DEFAULT_KEY_PREFIX, DEFAULT_TIMEOUT};
+use crate::controller::breaker::BreakerSettings;
+use crate::controller::{Controller, ControllerSettings, Credentials, PoolSettings, endpoint};
+use crate::defaults::{
+    DEFAULT_BREAKER_FIRST_BACKOFF, DEFAULT_BREAKER_MAX_BACKOFF, DEFAULT_BREAKER_THRESHOLD,
+    DEFAULT_CLIENT_TOKEN_URI, DEFAULT_IDLE_CONNECTION_TIMEOUT, DEFAULT_KEY_PREFIX,
+    DEFAULT_MAX_IDLE_CONNECTIONS, DEFAULT_TIMEOUT,
+};
 use crate::error::{Error, Result};
 use crate::jwt;
 use crate::kind::{AnswerKind, Ttls};
@@ -35,6 +40,8 @@ pub struct MisoClientBuilder {
     key_prefix: Option<String>,
     timeout: Duration,
     api_key: Option<Secret>,
+    pool: PoolSettings,
+    breaker: BreakerSettings,
 }
 
 impl MisoClientBuilder {
@@ -51,6 +58,15 @@ impl MisoClientBuilder {
             key_prefix: None,
             timeout: DEFAULT_TIMEOUT,
             api_key: None,
+            pool: PoolSettings {
+                max_idle: DEFAULT_MAX_IDLE_CONNECTIONS,
+                idle_timeout: DEFAULT_IDLE_CONNECTION_TIMEOUT,
+            },
+            breaker: BreakerSettings {
+                threshold: DEFAULT_BREAKER_THRESHOLD,
+                first_backoff: DEFAULT_BREAKER_FIRST_BACKOFF,
+                max_backoff: DEFAULT_BREAKER_MAX_BACKOFF,
+            },
         }
     }
 
@@ -168,12 +184,53 @@ impl MisoClientBuilder {
         self
     }
 
+    /// How many idle connections to the controller are kept open for the next calls. Size it
+    /// for the number of threads that call the client at once: with N such threads about N
+    /// connections are ever opened, while a smaller pool closes and reopens connections (with
+    /// `https`, a TLS handshake each). Zero keeps none. Defaults to
+    /// [`DEFAULT_MAX_IDLE_CONNECTIONS`](crate::DEFAULT_MAX_IDLE_CONNECTIONS) (32).
+    pub fn max_idle_connections(mut self, connections: usize) -> Self {
+        self.pool.max_idle = connections;
+        self
+    }
+
+    /// How long an idle connection is kept for reuse. Keep it below the controller's (or its
+    /// proxy's) keep-alive timeout, so the client rarely sends on a connection the server is
+    /// closing; when it does, an idempotent request goes again on a fresh connection.
+    /// Defaults to [`DEFAULT_IDLE_CONNECTION_TIMEOUT`](crate::DEFAULT_IDLE_CONNECTION_TIMEOUT)
+    /// (4 s).
+    pub fn idle_connection_timeout(mut self, timeout: Duration) -> Self {
+        self.pool.idle_timeout = timeout;
+        self
+    }
+
+    /// How many consecutive failures (timeouts, connection failures, 5xx, 429) open the
+    /// circuit breaker of the controller (and, separately, of the client-token issuer). Must
+    /// be at least 1. Defaults to
+    /// [`DEFAULT_BREAKER_THRESHOLD`](crate::DEFAULT_BREAKER_THRESHOLD) (5).
+    pub fn breaker_threshold(mut self, failures: u32) -> Self {
+        self.breaker.threshold = failures;
+        self
+    }
+
+    /// How long an open circuit breaker refuses calls before one call probes: `first` after
+    /// it opens, doubling after each failed probe up to `max`, each wait jittered over its
+    /// upper half. `first` must be more than zero and `max` at least `first`. Defaults to
+    /// [`DEFAULT_BREAKER_FIRST_BACKOFF`](crate::DEFAULT_BREAKER_FIRST_BACKOFF) (1 s) and
+    /// [`DEFAULT_BREAKER_MAX_BACKOFF`](crate::DEFAULT_BREAKER_MAX_BACKOFF) (30 s).
+    pub fn breaker_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.breaker.first_backoff = first;
+        self.breaker.max_backoff = max;
+        self
+    }
+
     /// Checks the settings and builds the client. No network I/O.
     ///
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) naming the setting when the controller URL is missing or not
-    /// `http(s)://`, when neither a client token nor a client id with a secret is given, or
-    /// when the timeout is zero, or when a TTL is longer than [`MAX_TTL`](crate::MAX_TTL).
+    /// `http(s)://`, when neither a client token nor a client id with a secret is given, when
+    /// the timeout is zero, when a TTL is longer than [`MAX_TTL`](crate::MAX_TTL), or when the
+    /// breaker's threshold is zero or its backoff is zero or decreasing.
     pub fn build(self) -> Result<MisoClient> {
         let url = match self.controller_url.as_deref().map(str::trim) {
             None | Some("") => Err("controller_url is required".to_owned()),
@@ -188,14 +245,7 @@ impl MisoClientBuilder {
         )?;
         self.check_numbers()?;
         let stats = Arc::new(Stats::default());
-        let controller = Controller::new(
-            &url,
-            &self.client_token_uri,
-            credentials,
-            Arc::clone(&self.clock),
-            self.timeout,
-            Arc::clone(&stats),
-        );
+        let controller = self.controller(url, credentials, Arc::clone(&stats));
         let api_key = self
             .api_key
             .as_ref()
@@ -206,12 +256,28 @@ impl MisoClientBuilder {
         ))
     }
 
-    /// The timeout is more than zero, every TTL at most [`MAX_TTL`](crate::MAX_TTL).
+    /// The timeout is more than zero, every TTL at most [`MAX_TTL`](crate::MAX_TTL), the
+    /// breaker's settings usable.
     fn check_numbers(&self) -> Result<()> {
         if self.timeout.is_zero() {
             return Err(Error::Config("timeout must be more than zero".into()));
         }
-        self.ttls.check().map_err(Error::Config)
+        self.ttls.check().map_err(Error::Config)?;
+        check_breaker(&self.breaker)
+    }
+
+    /// The controller of a checked builder.
+    fn controller(&self, url: String, credentials: Credentials, stats: Arc<Stats>) -> Controller {
+        Controller::new(ControllerSettings {
+            base_url: url,
+            token_path: self.client_token_uri.clone(),
+            credentials,
+            clock: Arc::clone(&self.clock),
+            timeout: self.timeout,
+            stats,
+            pool: self.pool,
+            breaker: self.breaker,
+        })
     }
 
     /// The cache of a checked builder.
@@ -264,6 +330,19 @@ fn fetch_bound(timeout: Duration) -> Duration {
         .saturating_add(Duration::from_secs(1))
 }
 
+fn check_breaker(breaker: &BreakerSettings) -> Result<()> {
+    let problem = if breaker.threshold == 0 {
+        "breaker_threshold must be at least 1"
+    } else if breaker.first_backoff.is_zero() {
+        "breaker_backoff's first wait must be more than zero"
+    } else if breaker.max_backoff < breaker.first_backoff {
+        "breaker_backoff's longest wait must be at least its first"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Config(problem.into()))
+}
+
 /// How the application proves itself: a pre-issued client token, else a client id with a
 /// secret.
 fn credentials(
@@ -301,6 +380,8 @@ impl fmt::Debug for MisoClientBuilder {
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
             .field("api_key", &self.api_key)
+            .field("pool", &self.pool)
+            .field("breaker", &self.breaker)
             .finish()
     }
 }

@@ -175,8 +175,28 @@ pub enum Error {
         status: u16,
         /// What the body said (boxed to keep `Result`s small on the hit path).
         body: Box<ErrorBody>,
-        /// The `Retry-After` header, when present in seconds (typical with 429).
+        /// The `Retry-After` header, in seconds or as an HTTP-date (read against the client's
+        /// clock), typical with 429 and 503.
         retry_after: Option<Duration>,
+    },
+
+    /// The client did not call the controller: it is shielding it after repeated failures
+    /// (a circuit breaker is open) or because it asked for time with `Retry-After`. Nothing
+    /// was sent; map it like any other controller failure (503), with `Retry-After` when
+    /// [`retry_after`](Error::retry_after) is known.
+    #[error("{endpoint}: not sent, the client is shielding the controller{}; last failure: {last_failure}",
+        .retry_after.map(|d| format!(" for {:.1} s more", d.as_secs_f64()))
+            .unwrap_or_else(|| " while one call probes it".into()))]
+    Unavailable {
+        /// The endpoint that was not called.
+        endpoint: Endpoint,
+        /// Time left before the client calls the controller again; `None` while another call
+        /// is probing whether it has recovered.
+        retry_after: Option<Duration>,
+        /// The failure that made the client shield the controller (never itself
+        /// `Unavailable`).
+        #[source]
+        last_failure: Arc<Error>,
     },
 
     /// A 2xx answer whose body was not what the contract says (junk, truncated, wrong types,
@@ -222,6 +242,23 @@ impl Error {
         self.status() == Some(429)
     }
 
+    /// The client is shielding the controller and did not call it ([`Error::Unavailable`]).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Unavailable { .. })
+    }
+
+    /// The controller failed, as opposed to answering: a timeout, a connection failure, a
+    /// 5xx or 429 status, or the client shielding it ([`is_unavailable`](Error::is_unavailable)).
+    /// These are the failures the circuit breaker counts; a 4xx other than 429, an invalid
+    /// token or an undecodable 2xx body is an answer.
+    pub fn is_controller_failure(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::Transport { .. } | Error::Unavailable { .. } => true,
+            Error::Status { status, .. } => is_failure_status(*status),
+            _ => false,
+        }
+    }
+
     /// A storage operation failed (only from explicit cache operations).
     pub fn is_storage(&self) -> bool {
         matches!(self, Error::Storage { .. })
@@ -235,10 +272,13 @@ impl Error {
         }
     }
 
-    /// The `Retry-After` delay the controller asked for, if any.
+    /// How long to wait before asking again: the `Retry-After` the controller sent with a
+    /// status, or the time left while the client shields the controller.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Error::Status { retry_after, .. } => *retry_after,
+            Error::Status { retry_after, .. } | Error::Unavailable { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
     }
@@ -259,8 +299,14 @@ impl Error {
             | Error::Timeout { endpoint, .. }
             | Error::Transport { endpoint, .. }
             | Error::Status { endpoint, .. }
-            | Error::Decode { endpoint, .. } => Some(*endpoint),
+            | Error::Decode { endpoint, .. }
+            | Error::Unavailable { endpoint, .. } => Some(*endpoint),
             Error::Config(_) | Error::Storage { .. } => None,
         }
     }
+}
+
+/// A status that means the controller failed rather than answered: 5xx and 429.
+pub(crate) fn is_failure_status(status: u16) -> bool {
+    status >= 500 || status == 429
 }

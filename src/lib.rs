@@ -199,13 +199,78 @@
 //!         Ok(false) => 403,
 //!         Err(e) if e.is_unauthenticated() => 401,
 //!         Err(e) if e.is_config() => 500, // our own settings are wrong
-//!         Err(_) => 503, // timeout, unreachable, 5xx, 429: unknown, so neither 200 nor 403
+//!         // Timeout, unreachable, 5xx, 429, or the client shielding the controller
+//!         // (`is_unavailable`): unknown, so neither 200 nor 403.
+//!         Err(_) => 503,
 //!     }
 //! }
 //! # let fake = FakeController::start();
 //! # let client = MisoClient::builder().controller_url(fake.url())
 //! #     .client_id(fake.client_id()).client_secret(fake.client_secret()).build().unwrap();
 //! # assert_eq!(guard(&client, "not-a-token"), 401);
+//! ```
+//!
+//! # When the controller fails
+//!
+//! The cache protects the controller while it answers; when the controller fails, the client
+//! protects it too, instead of multiplying its load by every request of every thread.
+//!
+//! - **Circuit breaker.** After [`DEFAULT_BREAKER_THRESHOLD`] (5) consecutive failures —
+//!   timeouts, connection failures, 5xx, 429 — the client stops calling the controller: calls
+//!   fail at once with [`Error::Unavailable`] ([`Error::is_unavailable`]), which names the last
+//!   failure and the time left ([`Error::retry_after`]). After a wait, exactly one call probes;
+//!   its answer closes the breaker, or a failure starts a longer wait. Waits start at
+//!   [`DEFAULT_BREAKER_FIRST_BACKOFF`] (1 s), double after each failed probe up to
+//!   [`DEFAULT_BREAKER_MAX_BACKOFF`] (30 s), and are jittered over their upper half so that a
+//!   fleet does not probe in step; set them with
+//!   [`breaker_threshold`](MisoClientBuilder::breaker_threshold) and
+//!   [`breaker_backoff`](MisoClientBuilder::breaker_backoff). A 4xx other than 429, an
+//!   invalid token or a junk 2xx body is an answer, not a failure.
+//! - **`Retry-After`.** A 429 or 5xx with `Retry-After`, in seconds or as an HTTP-date, opens
+//!   the breaker at once for that long (at most 5 minutes); nothing is sent before it is over.
+//! - **The issuer has a breaker of its own.** The client-token issuer is a path on the
+//!   controller's host today, but it may fail on its own, and an issuer outage must not stop
+//!   calls that a still-valid client token carries. The client token in hand is used until it
+//!   expires: it is refreshed early (90 s before expiry, or at half its life), and a refresh
+//!   that fails or hangs is logged once and tried again after a growing backoff (1 s to
+//!   30 s), while calls go on with the token in hand. One caller at a time refreshes, within
+//!   half of its own call's time left.
+//! - **Timeout.** Every request made for one controller call (the client-token fetch it
+//!   needs, the request, the one retry after a rejected client token) shares one
+//!   [`timeout`](MisoClientBuilder::timeout) ([`DEFAULT_TIMEOUT`], 10 s).
+//! - **Connections.** Up to [`DEFAULT_MAX_IDLE_CONNECTIONS`] (32) idle connections are kept
+//!   for [`DEFAULT_IDLE_CONNECTION_TIMEOUT`] (4 s, below common servers' keep-alive); size the
+//!   pool for your concurrency with
+//!   [`max_idle_connections`](MisoClientBuilder::max_idle_connections). A `GET` or a
+//!   validation whose reused connection the server closed before answering goes once more on
+//!   a fresh connection.
+//!
+//! [`MisoClient::stats`] counts it all: `breaker_refusals`, `breaker_openings`,
+//! `retry_after_waits`, `client_token_refresh_failures`, `stale_connection_retries` and
+//! `connections_opened`. The breaker logs a warning when it opens (once per outage) and an
+//! info line when the controller answers again, under `miso_client::controller`.
+//!
+//! ```
+//! # use miso_client::{Endpoint, ManualClock, MisoClient, testing::{FakeController, Fault}};
+//! # use std::time::Duration;
+//! # let clock = ManualClock::new();
+//! # let fake = FakeController::builder().clock(clock.clone()).build();
+//! # let token = fake.mint_token("alice", Duration::from_secs(3600));
+//! # let client = MisoClient::builder().controller_url(fake.url()).clock(clock.clone())
+//! #     .client_id(fake.client_id()).client_secret(fake.client_secret()).build()?;
+//! fake.inject(Endpoint::Validate, Fault::status(429).with_header("Retry-After", "30"), 1);
+//! let limited = client.validate_token(&token).unwrap_err();
+//! assert!(limited.is_rate_limited());
+//!
+//! // Inside the 30 s nothing is sent: the error says how long is left.
+//! let shielded = client.validate_token(&token).unwrap_err();
+//! assert!(shielded.is_unavailable());
+//! assert!(shielded.retry_after() <= Some(Duration::from_secs(30)));
+//! assert_eq!(fake.calls(Endpoint::Validate), 1);
+//!
+//! clock.advance(Duration::from_secs(30));
+//! assert!(client.validate_token(&token)?);
+//! # Ok::<(), miso_client::Error>(())
 //! ```
 //!
 //! # Testing your application
@@ -273,7 +338,8 @@
 //!
 //! Through the `log` crate, under targets `miso_client::cache` (debug: hit/miss per kind),
 //! `miso_client::client` (debug: a token refused locally, and why),
-//! `miso_client::controller` (info: client token fetched or refreshed),
+//! `miso_client::controller` (info: client token fetched or refreshed; warn: a circuit
+//! breaker opened, or an early client-token refresh failed, once per outage),
 //! `miso_client::storage` (warn: storage trouble, once per outage) and `miso_client::redis`
 //! (warn when a Redis outage starts, info when it ends). No record contains a token, a secret
 //! or a password.
@@ -342,8 +408,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::Config;
 pub use controller::Endpoint;
 pub use defaults::{
-    DEFAULT_CLIENT_TOKEN_URI, DEFAULT_KEY_PREFIX, DEFAULT_PERMISSION_TTL, DEFAULT_ROLE_TTL,
-    DEFAULT_TIMEOUT, DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL,
+    DEFAULT_BREAKER_FIRST_BACKOFF, DEFAULT_BREAKER_MAX_BACKOFF, DEFAULT_BREAKER_THRESHOLD,
+    DEFAULT_CLIENT_TOKEN_URI, DEFAULT_IDLE_CONNECTION_TIMEOUT, DEFAULT_KEY_PREFIX,
+    DEFAULT_MAX_IDLE_CONNECTIONS, DEFAULT_PERMISSION_TTL, DEFAULT_ROLE_TTL, DEFAULT_TIMEOUT,
+    DEFAULT_USER_TTL, DEFAULT_VALIDATION_TTL,
 };
 pub use error::{Error, ErrorBody, Result, StorageError};
 pub use kind::{AnswerKind, MAX_TTL};

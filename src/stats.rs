@@ -51,6 +51,22 @@ pub struct CacheStats {
     pub client_token_fetches: u64,
     /// Logout calls made to the controller.
     pub logout_calls: u64,
+    /// Calls the client did not send because it was shielding the controller or the
+    /// client-token issuer (each returned [`Error::Unavailable`](crate::Error::Unavailable)).
+    pub breaker_refusals: u64,
+    /// Times a circuit breaker opened after repeated failures (the controller's or the
+    /// issuer's; a failed probe re-opening it counts again).
+    pub breaker_openings: u64,
+    /// `Retry-After` answers the client honoured by not calling until the time was up.
+    pub retry_after_waits: u64,
+    /// Early client-token refreshes that failed while the token in hand was still valid (the
+    /// calls went on with that token).
+    pub client_token_refresh_failures: u64,
+    /// Requests retried on a fresh connection because the reused one was closed before any
+    /// answer (idempotent requests only).
+    pub stale_connection_retries: u64,
+    /// Connections (TCP, with TLS where the URL says `https`) opened to the controller.
+    pub connections_opened: u64,
 }
 
 impl CacheStats {
@@ -86,6 +102,20 @@ enum OtherCall {
     Logout,
 }
 
+/// What the controller layer did to shield the controller, in the order of the
+/// [`CacheStats`] fields they fill. Rare events: counted without stripes.
+#[derive(Clone, Copy)]
+pub(crate) enum Shield {
+    BreakerRefusal,
+    BreakerOpening,
+    RetryAfterWait,
+    RefreshFailure,
+    StaleConnectionRetry,
+    ConnectionOpened,
+}
+
+const SHIELD_EVENTS: usize = 6;
+
 /// One row per kind, then the row of [`OtherCall`]s.
 const ROWS: usize = KINDS + 1;
 const OTHER_ROW: usize = KINDS;
@@ -100,6 +130,7 @@ struct Stripe([[AtomicU64; COUNTERS]; ROWS]);
 #[derive(Default)]
 pub(crate) struct Stats {
     stripes: [Stripe; STRIPES],
+    shield: [AtomicU64; SHIELD_EVENTS],
 }
 
 fn stripe_index() -> usize {
@@ -146,6 +177,15 @@ impl Stats {
         }
     }
 
+    /// Counts one shielding event.
+    pub(crate) fn shield(&self, event: Shield) {
+        self.shield[event as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn shield_count(&self, event: Shield) -> u64 {
+        self.shield[event as usize].load(Ordering::Relaxed)
+    }
+
     fn sum(&self, row: usize, column: usize) -> u64 {
         self.stripes
             .iter()
@@ -168,6 +208,12 @@ impl Stats {
             kinds: AnswerKind::ALL.map(of),
             client_token_fetches: self.sum(OTHER_ROW, OtherCall::ClientToken as usize),
             logout_calls: self.sum(OTHER_ROW, OtherCall::Logout as usize),
+            breaker_refusals: self.shield_count(Shield::BreakerRefusal),
+            breaker_openings: self.shield_count(Shield::BreakerOpening),
+            retry_after_waits: self.shield_count(Shield::RetryAfterWait),
+            client_token_refresh_failures: self.shield_count(Shield::RefreshFailure),
+            stale_connection_retries: self.shield_count(Shield::StaleConnectionRetry),
+            connections_opened: self.shield_count(Shield::ConnectionOpened),
         }
     }
 }

@@ -63,6 +63,14 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// Whether sending the request twice does what sending it once does: every `GET`, and
+    /// validation, which changes nothing. Only these are retried on a fresh connection.
+    pub(crate) fn is_idempotent(self) -> bool {
+        self.method() == "GET" || self == Endpoint::Validate
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.method(), self.path())

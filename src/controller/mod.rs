@@ -1,27 +1,38 @@
 //! Talking to the controller: requests and their credentials (here), the routing table
-//! ([`endpoint`]), the client-token lifecycle ([`client_token`]) and decoding answers
-//! ([`decode`]).
+//! ([`endpoint`]), the client-token lifecycle ([`client_token`]), decoding answers
+//! ([`decode`]), shielding a failing host ([`breaker`], [`retry_after`]), connections
+//! ([`connections`]) and the time a call may take ([`deadline`]).
 
+pub(crate) mod breaker;
 mod client_token;
+mod connections;
+pub(crate) mod deadline;
 pub(crate) mod decode;
 pub(crate) mod endpoint;
+pub(crate) mod retry_after;
 
 pub use endpoint::Endpoint;
 
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, is_failure_status};
 use crate::flight::Flights;
 use crate::secret::Secret;
-use crate::stats::Stats;
-use client_token::ClientToken;
+use crate::stats::{Shield, Stats};
+use breaker::{Breaker, BreakerSettings, Outcome, Permit};
+use client_token::{ClientToken, Refresh};
+pub(crate) use connections::PoolSettings;
+pub(crate) use deadline::Deadline;
 use decode::parse_error_body;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Controller answers larger than this are refused (a roles list is a few KiB).
+/// Controller answers larger than this are refused (a roles list is a few KiB); a failure
+/// status keeps its status and `Retry-After`, and only its body is dropped.
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
-const USER_AGENT: &str = concat!("miso-client-rust/", env!("CARGO_PKG_VERSION"));
+
+/// Where the controller layer logs.
+const LOG_TARGET: &str = "miso_client::controller";
 
 /// How the application proves itself.
 #[derive(Clone, Debug)]
@@ -42,6 +53,12 @@ pub(crate) struct Answer {
 impl Answer {
     fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// Whether the controller told the client that the client token is no longer accepted.
+    fn blames_client_token(&self) -> bool {
+        self.status == 401
+            && parse_error_body(&self.body).auth_method.as_deref() == Some("client-token")
     }
 
     /// Decodes a 2xx body, or turns a non-2xx answer into [`Error::Status`](crate::Error::Status).
@@ -70,6 +87,10 @@ impl Answer {
     }
 
     pub(crate) fn into_error(self, endpoint: Endpoint) -> Error {
+        self.error(endpoint)
+    }
+
+    fn error(&self, endpoint: Endpoint) -> Error {
         Error::Status {
             endpoint,
             status: self.status,
@@ -77,6 +98,18 @@ impl Answer {
             retry_after: self.retry_after,
         }
     }
+}
+
+/// Everything [`Controller::new`] needs, checked by the builder.
+pub(crate) struct ControllerSettings {
+    pub(crate) base_url: String,
+    pub(crate) token_path: String,
+    pub(crate) credentials: Credentials,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) timeout: Duration,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) pool: PoolSettings,
+    pub(crate) breaker: BreakerSettings,
 }
 
 pub(crate) struct Controller {
@@ -87,35 +120,47 @@ pub(crate) struct Controller {
     clock: Arc<dyn Clock>,
     timeout: Duration,
     client_token: RwLock<Option<ClientToken>>,
+    refresh: Mutex<Refresh>,
     token_flight: Flights,
+    /// The API's breaker and the issuer's: a failing issuer must not stop calls that a
+    /// still-valid client token carries (see the crate docs, "When the controller fails").
+    api: Breaker,
+    issuer: Breaker,
     stats: Arc<Stats>,
 }
 
+/// One request: where to, and who is asking.
+struct Request<'a> {
+    endpoint: Endpoint,
+    client_token: Option<&'a Secret>,
+    bearer: Option<&'a str>,
+    body: Option<&'a [u8]>,
+}
+
 impl Controller {
-    pub(crate) fn new(
-        base_url: &str,
-        token_path: &str,
-        credentials: Credentials,
-        clock: Arc<dyn Clock>,
-        timeout: Duration,
-        stats: Arc<Stats>,
-    ) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            // Never follow a redirect with a bearer token to wherever it points.
-            .max_redirects(0)
-            .user_agent(USER_AGENT)
-            .build()
-            .into();
-        Self {
-            agent,
-            base_url: base_url.trim_end_matches('/').to_owned(),
-            token_path: format!("/{}", token_path.trim_start_matches('/')),
+    pub(crate) fn new(settings: ControllerSettings) -> Self {
+        let ControllerSettings {
+            base_url,
+            token_path,
             credentials,
             clock,
             timeout,
+            stats,
+            pool,
+            breaker,
+        } = settings;
+        let shield = |name| Breaker::new(name, breaker, Arc::clone(&clock), Arc::clone(&stats));
+        Self {
+            agent: connections::agent(pool, timeout, Arc::clone(&stats)),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            token_path: format!("/{}", token_path.trim_start_matches('/')),
+            credentials,
+            api: shield("controller"),
+            issuer: shield("client-token issuer"),
+            clock,
+            timeout,
             client_token: RwLock::new(None),
+            refresh: Mutex::new(Refresh::default()),
             token_flight: Flights::default(),
             stats,
         }
@@ -129,63 +174,137 @@ impl Controller {
         self.timeout
     }
 
-    /// Calls an API endpoint with the client token (and the user token as `Bearer`, when
-    /// given). On a 401 that blames the client token, gets a new one and retries once.
+    /// [`call_within`](Self::call_within) the configured timeout.
     pub(crate) fn call(
         &self,
         endpoint: Endpoint,
         bearer: Option<&str>,
         body: Option<&[u8]>,
     ) -> Result<Answer> {
-        let client_token = self.client_token()?;
-        let answer = self.send(endpoint, Some(&client_token), bearer, body)?;
-        if answer.status != 401
-            || parse_error_body(&answer.body).auth_method.as_deref() != Some("client-token")
-        {
+        self.call_within(Deadline::after(self.timeout), endpoint, bearer, body)
+    }
+
+    /// Calls an API endpoint with the client token (and the user token as `Bearer`, when
+    /// given), every request made for it ending by `deadline`. On a 401 that blames the
+    /// client token, gets a new one and retries once.
+    pub(crate) fn call_within(
+        &self,
+        deadline: Deadline,
+        endpoint: Endpoint,
+        bearer: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<Answer> {
+        let client_token = self.client_token(deadline)?;
+        let request = |client_token| Request {
+            endpoint,
+            client_token: Some(client_token),
+            bearer,
+            body,
+        };
+        let answer = self.send(deadline, &request(&client_token))?;
+        if !answer.blames_client_token() {
             return Ok(answer);
         }
         if matches!(self.credentials, Credentials::Token(_)) {
             return Err(self.credentials_rejected(endpoint, 401));
         }
-        log::info!(target: "miso_client::controller", "client token rejected by {endpoint}; fetching a new one");
+        log::info!(target: LOG_TARGET, "client token rejected by {endpoint}; fetching a new one");
         self.forget_client_token(&client_token);
-        let client_token = self.client_token()?;
-        self.send(endpoint, Some(&client_token), bearer, body)
+        let client_token = self.client_token(deadline)?;
+        self.send(deadline, &request(&client_token))
     }
 
-    fn send(
+    /// One exchange through the breaker of the endpoint's host: refused while it shields the
+    /// host, and its outcome recorded.
+    fn send(&self, deadline: Deadline, request: &Request<'_>) -> Result<Answer> {
+        let breaker = match request.endpoint {
+            Endpoint::ClientToken => &self.issuer,
+            _ => &self.api,
+        };
+        // A call out of time sends nothing, and so tells the breaker nothing about the host.
+        if deadline.remaining().is_zero() {
+            return Err(self.timed_out(deadline, request.endpoint));
+        }
+        let permit = breaker.admit(request.endpoint)?;
+        let result = self.exchange(deadline, request);
+        settle(permit, request.endpoint, &result);
+        result
+    }
+
+    /// Sends the request and reads the answer. An idempotent request whose reused connection
+    /// was closed before any answer goes once more on a fresh connection.
+    fn exchange(&self, deadline: Deadline, request: &Request<'_>) -> Result<Answer> {
+        let endpoint = request.endpoint;
+        let opened = connections::opened_by_this_thread();
+        let response = match self.request(deadline, request, false) {
+            Err(e)
+                if endpoint.is_idempotent()
+                    && connections::closed_before_answer(&e)
+                    && connections::opened_by_this_thread() == opened =>
+            {
+                log::debug!(target: LOG_TARGET, "{endpoint}: a reused connection was closed ({e}); retrying on a fresh one");
+                self.stats.shield(Shield::StaleConnectionRetry);
+                self.request(deadline, request, true)
+            }
+            other => other,
+        };
+        let response = response.map_err(|e| self.transport_error(deadline, endpoint, e))?;
+        self.read_answer(deadline, endpoint, response)
+    }
+
+    /// One HTTP request, timed out by `deadline`; on a fresh connection when `fresh`.
+    fn request(
         &self,
-        endpoint: Endpoint,
-        client_token: Option<&Secret>,
-        bearer: Option<&str>,
-        body: Option<&[u8]>,
-    ) -> Result<Answer> {
+        deadline: Deadline,
+        request: &Request<'_>,
+        fresh: bool,
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let endpoint = request.endpoint;
         let path = match endpoint {
             Endpoint::ClientToken => self.token_path.as_str(),
             other => other.path(),
         };
         let url = format!("{}{}", self.base_url, path);
         self.stats.controller_call(endpoint);
-        let result = if endpoint.method() == "POST" {
-            let request = self
+        if endpoint.method() == "POST" {
+            let builder = self
                 .agent
                 .post(&url)
                 .header("accept", "application/json")
                 .header("content-type", "application/json");
-            self.with_credentials(request, endpoint, client_token, bearer)
-                .send(body.unwrap_or_default())
+            self.prepare(builder, deadline, request, fresh)
+                .send(request.body.unwrap_or_default())
         } else {
-            let request = self.agent.get(&url).header("accept", "application/json");
-            self.with_credentials(request, endpoint, client_token, bearer)
-                .call()
-        };
-        let response = result.map_err(|e| self.transport_error(endpoint, e))?;
-        self.read_answer(endpoint, response)
+            let builder = self.agent.get(&url).header("accept", "application/json");
+            self.prepare(builder, deadline, request, fresh).call()
+        }
     }
 
-    /// Status, `Retry-After` and a body of at most [`MAX_BODY_BYTES`].
+    /// Credentials, the time left, and (for a retry) no pooled connection: an idle age of
+    /// zero makes the pool hand out none, and drop those it holds for the host (they idled as
+    /// long as the one the server just closed).
+    fn prepare<B>(
+        &self,
+        builder: ureq::RequestBuilder<B>,
+        deadline: Deadline,
+        request: &Request<'_>,
+        fresh: bool,
+    ) -> ureq::RequestBuilder<B> {
+        let config = self
+            .with_credentials(builder, request)
+            .config()
+            .timeout_global(Some(deadline.remaining()));
+        match fresh {
+            true => config.max_idle_age(Duration::ZERO).build(),
+            false => config.build(),
+        }
+    }
+
+    /// Status, `Retry-After` and a body of at most [`MAX_BODY_BYTES`]. A failure status
+    /// whose body is larger keeps its status and `Retry-After`; only the body is dropped.
     fn read_answer(
         &self,
+        deadline: Deadline,
         endpoint: Endpoint,
         mut response: ureq::http::Response<ureq::Body>,
     ) -> Result<Answer> {
@@ -194,14 +313,17 @@ impl Controller {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = response
+            .and_then(|v| retry_after::parse(v, self.clock.now()));
+        let read = response
             .body_mut()
             .with_config()
             .limit(MAX_BODY_BYTES)
-            .read_to_vec()
-            .map_err(|e| self.transport_error(endpoint, e))?;
+            .read_to_vec();
+        let body = match read {
+            Ok(body) => body,
+            Err(ureq::Error::BodyExceedsLimit(_)) if is_failure_status(status) => Vec::new(),
+            Err(e) => return Err(self.transport_error(deadline, endpoint, e)),
+        };
         Ok(Answer {
             status,
             retry_after,
@@ -213,44 +335,43 @@ impl Controller {
     /// issuer, else the client token) and the user (`Bearer`).
     fn with_credentials<B>(
         &self,
-        mut request: ureq::RequestBuilder<B>,
-        endpoint: Endpoint,
-        client_token: Option<&Secret>,
-        bearer: Option<&str>,
+        mut builder: ureq::RequestBuilder<B>,
+        request: &Request<'_>,
     ) -> ureq::RequestBuilder<B> {
-        if endpoint == Endpoint::ClientToken {
+        if request.endpoint == Endpoint::ClientToken {
             // Client id and secret go to the issuer only (the controller rejects them elsewhere).
             if let Credentials::Secret { client_id, secret } = &self.credentials {
-                request = request
+                builder = builder
                     .header("x-client-id", client_id.as_str())
                     .header("x-client-secret", secret.expose());
             }
         }
-        if let Some(token) = client_token {
-            request = request.header("x-client-token", token.expose());
+        if let Some(token) = request.client_token {
+            builder = builder.header("x-client-token", token.expose());
         }
-        if let Some(bearer) = bearer {
-            request = request.header("authorization", format!("Bearer {bearer}"));
+        if let Some(bearer) = request.bearer {
+            builder = builder.header("authorization", format!("Bearer {bearer}"));
         }
-        request
+        builder
     }
 
-    fn transport_error(&self, endpoint: Endpoint, error: ureq::Error) -> Error {
+    fn timed_out(&self, deadline: Deadline, endpoint: Endpoint) -> Error {
+        Error::Timeout {
+            endpoint,
+            after: deadline.budget(),
+        }
+    }
+
+    fn transport_error(&self, deadline: Deadline, endpoint: Endpoint, error: ureq::Error) -> Error {
         match error {
-            ureq::Error::Timeout(_) => Error::Timeout {
-                endpoint,
-                after: self.timeout,
-            },
+            ureq::Error::Timeout(_) => self.timed_out(deadline, endpoint),
             ureq::Error::Io(io)
                 if matches!(
                     io.kind(),
                     std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
                 ) =>
             {
-                Error::Timeout {
-                    endpoint,
-                    after: self.timeout,
-                }
+                self.timed_out(deadline, endpoint)
             }
             ureq::Error::BodyExceedsLimit(_) => Error::Decode {
                 endpoint,
@@ -274,4 +395,23 @@ impl Controller {
             status,
         }
     }
+}
+
+/// Tells the breaker how an exchange ended: answered, failed, or failed asking for time.
+fn settle(permit: Permit<'_>, endpoint: Endpoint, result: &Result<Answer>) {
+    let status_error;
+    let failure = match result {
+        Ok(answer) if is_failure_status(answer.status) => {
+            status_error = answer.error(endpoint);
+            Some(&status_error)
+        }
+        Ok(_) => None,
+        Err(error) => Some(error).filter(|e| e.is_controller_failure()),
+    };
+    let retry_after = result.as_ref().ok().and_then(|answer| answer.retry_after);
+    permit.settle(match (failure, retry_after) {
+        (None, _) => Outcome::Answered,
+        (Some(error), Some(wait)) => Outcome::RetryAfter(wait, error),
+        (Some(error), None) => Outcome::Failed(error),
+    });
 }

@@ -68,16 +68,25 @@ struct Outgoing {
 
 /// Answers the requests on `stream` with `respond` until the client closes, asks to close,
 /// idles for [`IDLE_TIMEOUT`], sends something unreadable, or `is_down()`.
+///
+/// With `close_idle_after`, a request arriving on a connection that idled that long after an
+/// earlier answer is not answered: the connection closes, as when a server's idle timeout
+/// fires while the request is on its way.
 pub(super) fn serve(
     stream: TcpStream,
     is_down: impl Fn() -> bool,
+    close_idle_after: Option<Duration>,
     mut respond: impl FnMut(Incoming) -> Answer,
 ) {
     // Best effort: a failure here only means the socket has no timeout or waits for Nagle.
     let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
     let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(&stream);
-    while wait_for_request(&stream, &mut reader, &is_down) {
+    let mut answered = false;
+    while let Some(idled) = wait_for_request(&stream, &mut reader, &is_down) {
+        if std::mem::replace(&mut answered, true) && close_idle_after.is_some_and(|l| idled >= l) {
+            break;
+        }
         let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
         let Some(reply) = next_reply(&mut reader, &stream, &mut respond) else {
             return;
@@ -125,18 +134,21 @@ fn close(stream: &TcpStream, reader: BufReader<&TcpStream>) {
     let _ = io::copy(&mut reader.take(2 * MAX_BODY), &mut io::sink());
 }
 
-/// Waits until the next request starts; `false` when the connection should close instead.
-/// Polls, so an idle connection notices shutdown within [`POLL`].
+/// Waits until the next request starts, and says how long that took; `None` when the
+/// connection should close instead. Polls, so an idle connection notices shutdown within
+/// [`POLL`].
 fn wait_for_request(
     stream: &TcpStream,
     reader: &mut BufReader<&TcpStream>,
     is_down: impl Fn() -> bool,
-) -> bool {
+) -> Option<Duration> {
     let _ = stream.set_read_timeout(Some(POLL));
     let idle_since = Instant::now();
     loop {
         match reader.fill_buf() {
-            Ok(buffered) => return !buffered.is_empty() && !is_down(),
+            Ok(buffered) => {
+                return (!buffered.is_empty() && !is_down()).then(|| idle_since.elapsed());
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -144,10 +156,10 @@ fn wait_for_request(
                 ) =>
             {
                 if is_down() || idle_since.elapsed() >= IDLE_TIMEOUT {
-                    return false;
+                    return None;
                 }
             }
-            Err(_) => return false,
+            Err(_) => return None,
         }
     }
 }

@@ -9,7 +9,7 @@
 //! ```
 //! use miso_client::Endpoint;
 //! use miso_client::testing::{Fault, FakeController};
-//! use std::time::Duration;
+//! use std::time::{Duration, SystemTime};
 //!
 //! let fake = FakeController::start();
 //! let token = fake.mint_token("alice", Duration::from_secs(600));
@@ -57,7 +57,7 @@ use std::fmt;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// A fake Miso controller: a real HTTP/1.1 server on `127.0.0.1`, on a free port, serving the
 /// controller's contract on its own threads (one per request, so a delayed answer never holds
@@ -187,6 +187,14 @@ impl FakeController {
         self.shared.state.lock().total_calls
     }
 
+    /// How many TCP connections the fake has accepted since it started (whatever happened on
+    /// them): a client reusing its connections opens few.
+    pub fn connections(&self) -> u64 {
+        self.shared
+            .connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Zeroes every call count and forgets the recorded requests.
     pub fn reset_calls(&self) {
         let mut state = self.shared.state.lock();
@@ -282,6 +290,7 @@ impl Default for FakeControllerBuilder {
                 omit_expires_in: false,
                 flat_token_response: false,
                 invalid_token_answer: InvalidTokenAnswer::default(),
+                close_idle_after: None,
             },
         }
     }
@@ -334,6 +343,17 @@ impl FakeControllerBuilder {
         self
     }
 
+    /// Makes keep-alive connections lose the race with the fake's idle timeout: a request
+    /// arriving on a connection that has idled for `idle` since its last answer is read and
+    /// not answered, and the connection closes, as when a server closes an idle connection
+    /// while the client is already sending on it. Such requests are not counted by
+    /// [`FakeController::calls`]. Defaults to never (idle connections are closed after 60 s,
+    /// and never with a request on the way).
+    pub fn close_idle_after(mut self, idle: Duration) -> Self {
+        self.config.close_idle_after = Some(idle);
+        self
+    }
+
     /// Starts the fake.
     ///
     /// # Panics
@@ -377,6 +397,7 @@ impl fmt::Debug for FakeControllerBuilder {
             .field("omit_expires_in", &config.omit_expires_in)
             .field("flat_token_response", &config.flat_token_response)
             .field("invalid_token_answer", &config.invalid_token_answer)
+            .field("close_idle_after", &config.close_idle_after)
             .finish()
     }
 }
@@ -455,6 +476,16 @@ impl Fault {
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// Adds `Retry-After` as an HTTP-date (IMF-fixdate, whole seconds): the form a server
+    /// sends to say until when, rather than for how long. Compute `at` from the clock the
+    /// fake and the client share.
+    pub fn with_retry_after_date(self, at: SystemTime) -> Self {
+        self.with_header(
+            "Retry-After",
+            crate::controller::retry_after::format_http_date(at),
+        )
     }
 
     /// Waits `delay` (real time) before answering. Shutting the fake down cuts it short.

@@ -9,6 +9,7 @@ use crate::Endpoint;
 use serde_json::{Value, json};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
@@ -21,11 +22,14 @@ pub(super) fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         }
         match stream {
             Ok(stream) => {
+                shared.connections.fetch_add(1, Ordering::SeqCst);
                 let shared = Arc::clone(&shared);
+                let close_idle_after = shared.config.close_idle_after;
                 let spawned = thread::Builder::new()
                     .name("fake-controller-request".into())
                     .spawn(move || {
-                        http::serve(stream, || shared.is_down(), |r| answer(&shared, r));
+                        let is_down = || shared.is_down();
+                        http::serve(stream, is_down, close_idle_after, |r| answer(&shared, r));
                     });
                 if let Err(e) = spawned {
                     // The connection is closed with the closure; the client sees a reset.

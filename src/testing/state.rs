@@ -30,6 +30,7 @@ pub(super) struct Config {
     pub(super) omit_expires_in: bool,
     pub(super) flat_token_response: bool,
     pub(super) invalid_token_answer: InvalidTokenAnswer,
+    pub(super) close_idle_after: Option<Duration>,
 }
 
 /// A user token this fake minted and has not revoked.
@@ -60,6 +61,8 @@ pub(super) struct Shared {
     pub(super) config: Config,
     pub(super) state: Mutex<State>,
     counter: AtomicU64,
+    /// TCP connections accepted.
+    pub(super) connections: AtomicU64,
     /// Per-instance randomness (std seeds `RandomState` from the OS), so tokens from two
     /// fakes, or two test runs, never collide.
     seed: RandomState,
@@ -79,6 +82,7 @@ impl Shared {
             config,
             state: Mutex::new(State::default()),
             counter: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
             seed,
             signing_key,
             down: Mutex::new(false),

@@ -806,6 +806,8 @@ enum Expect {
     Transport,
     /// `Err(Status 429)`, `is_rate_limited()`, and this `Retry-After`.
     RateLimited { retry_after: Option<Duration> },
+    /// `Err(Unavailable)`: not sent while a `Retry-After` of at most this lasts.
+    Shielded { within: Duration },
 }
 
 /// What a call answered, in a form the expectations read.
@@ -851,6 +853,9 @@ fn compare(expected: &Expect, endpoint: Endpoint, got: Result<Got, Error>) -> Re
         Expect::RateLimited { retry_after } => {
             err.is_rate_limited() && err.retry_after() == *retry_after
         }
+        Expect::Shielded { within } => {
+            err.is_unavailable() && err.retry_after().is_some_and(|left| left <= *within)
+        }
         Expect::Valid(_) | Expect::Roles(_) => false,
     };
     if matched { Ok(()) } else { fail(err) }
@@ -891,7 +896,7 @@ fn controller_rows() -> Vec<Row<Misbehaviour, Expect>> {
         row("roles: 503 RFC 7807", F(ROLES, Fault::json(503, r#"{"type":"about:blank","title":"Unavailable","status":503,"detail":"maintenance"}"#)), Status { status: 503, message: "maintenance" }),
         row("roles: 429 Retry-After 7", F(ROLES, Fault::status(429).with_header("Retry-After", "7")), RateLimited { retry_after: Some(Duration::from_secs(7)) }),
         row("roles: 429 without Retry-After", F(ROLES, Fault::status(429)), RateLimited { retry_after: None }),
-        row("roles: 429 Retry-After an HTTP date (not read)", F(ROLES, Fault::status(429).with_header("Retry-After", "Wed, 21 Oct 2026 07:28:00 GMT")), RateLimited { retry_after: None }),
+        row("roles: 429 Retry-After an HTTP date", F(ROLES, Fault::status(429).with_header("Retry-After", "Thu, 01 Jan 2026 00:00:09 GMT")), RateLimited { retry_after: Some(Duration::from_secs(9)) }),
         row("roles: slow answer", F(ROLES, slow()), Timeout),
         row("roles: 50 MiB body with Content-Length", R(ROLES, Raw::HugeBody { content_length: true }), over_limit),
         row("roles: 50 MiB body until close", R(ROLES, Raw::HugeBody { content_length: false }), over_limit),
@@ -1013,9 +1018,20 @@ fn check_controller(input: &Misbehaviour, expected: &Expect) -> Result<(), Strin
             })?,
         )
     };
+    // A `Retry-After` is honoured: the second call is not sent while it lasts.
+    let (second_expected, wait) = match expected {
+        Expect::RateLimited {
+            retry_after: Some(wait),
+        } => (Expect::Shielded { within: *wait }, Some(*wait)),
+        other => (*other, None),
+    };
     compare(expected, endpoint, first).map_err(|e| format!("first call: {e}"))?;
-    compare(expected, endpoint, second).map_err(|e| format!("second call: {e}"))?;
+    compare(&second_expected, endpoint, second).map_err(|e| format!("second call: {e}"))?;
     let faulted = target.calls(endpoint) - before;
+    if let (Some(wait), Target::Fake(s)) = (wait, &target) {
+        s.fake.clear_faults();
+        s.clock.advance(wait + Duration::from_secs(1));
+    }
 
     // Afterwards the controller behaves: a failure was not cached, a success was.
     let succeeded = matches!(expected, Expect::Valid(true) | Expect::Roles(_));
@@ -1034,7 +1050,7 @@ fn check_controller(input: &Misbehaviour, expected: &Expect) -> Result<(), Strin
         compare(expected, endpoint, clean).map_err(|e| format!("cached answer: {e}"))?;
     } else {
         ensure!(
-            faulted >= 2,
+            faulted >= 2 || (wait.is_some() && faulted == 1),
             "the second call did not reach the controller ({faulted} calls): a failure was cached"
         );
         let want = if endpoint == Endpoint::Roles {

@@ -388,7 +388,9 @@ fn controller_failures_are_errors_never_denials() {
         s.fake.inject(Endpoint::Roles, fault.clone(), 1);
         let err = s.client.has_role(&token, "admin").unwrap_err();
         assert!(!err.is_unauthenticated(), "{err}");
-        // Rule 4: the failure was not cached; the next call asks again and succeeds.
+        // Rule 4: the failure was not cached; the next call (after any `Retry-After`) asks
+        // again and succeeds.
+        s.clock.advance(Duration::from_secs(8));
         assert!(s.client.has_role(&token, "admin").unwrap(), "{fault:?}");
         assert_eq!(s.fake.calls(Endpoint::Roles), 2);
     }

@@ -257,7 +257,27 @@ fn every_error_variant_hides_tokens_and_secrets() {
         let err = w.client.refresh_roles(&w.alice).unwrap_err();
         assert!(err.status().is_some(), "{err}");
         errors.push(("Status", err));
+        // Past any wait of the circuit breaker, so that the next fault reaches the controller.
+        w.clock.advance(Duration::from_secs(31));
     }
+    // Unavailable: the client shields the controller after an answer echoing the tokens.
+    w.fake.inject(
+        Endpoint::RolesRefresh,
+        Fault::json(503, &json!({"errors": [echo], "detail": echo}).to_string())
+            .with_header("Retry-After", "7"),
+        1,
+    );
+    assert!(
+        w.client
+            .refresh_roles(&w.alice)
+            .unwrap_err()
+            .status()
+            .is_some()
+    );
+    let err = w.client.refresh_roles(&w.alice).unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    errors.push(("Unavailable", err));
+    w.clock.advance(Duration::from_secs(8));
     // Decode, from answers whose junk is a token.
     let junk = [
         (Endpoint::RolesRefresh, json!({"data": {"roles": w.alice}})),

@@ -1,0 +1,72 @@
+//! When the requests made for one call must be over.
+//!
+//! A leaf, like `endpoint.rs`: the cache flow and single-flight may hold a [`Deadline`]
+//! without depending on the rest of the controller.
+
+use std::time::{Duration, Instant};
+
+/// The end of one call's time budget, and the budget it was set from (the configured timeout,
+/// which errors name). Monotonic: a wall-clock step neither stretches nor cuts it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    /// A deadline `budget` from now.
+    pub(crate) fn after(budget: Duration) -> Self {
+        let now = Instant::now();
+        Self {
+            // A budget too large to add is as good as none.
+            at: now
+                .checked_add(budget)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            budget,
+        }
+    }
+
+    /// The time left, zero once past.
+    pub(crate) fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    /// The budget this deadline was set from, for error messages.
+    pub(crate) fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    /// A deadline for a side task (e.g. an early client-token refresh) that must leave this
+    /// call's own request `share` of the time left.
+    pub(crate) fn leaving(&self, share: f64) -> Self {
+        let left = self.remaining();
+        Self {
+            at: Instant::now() + left.mul_f64((1.0 - share).clamp(0.0, 1.0)),
+            budget: self.budget,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remaining_shrinks_to_zero_and_the_budget_stays() {
+        let d = Deadline::after(Duration::from_millis(20));
+        assert!(d.remaining() <= Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(d.remaining(), Duration::ZERO);
+        assert_eq!(d.budget(), Duration::from_millis(20));
+        let huge = Deadline::after(Duration::MAX);
+        assert!(huge.remaining() > Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn a_side_task_leaves_its_share() {
+        let d = Deadline::after(Duration::from_secs(10));
+        let side = d.leaving(0.5);
+        assert!(side.remaining() <= Duration::from_secs(5));
+        assert!(side.remaining() > Duration::from_secs(4));
+    }
+}
