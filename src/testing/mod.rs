@@ -254,6 +254,7 @@ pub enum InvalidTokenAnswer {
 /// Configures a [`FakeController`]; from [`FakeController::builder`].
 pub struct FakeControllerBuilder {
     config: Config,
+    port: u16,
 }
 
 impl Default for FakeControllerBuilder {
@@ -268,6 +269,7 @@ impl Default for FakeControllerBuilder {
                 flat_token_response: false,
                 invalid_token_answer: InvalidTokenAnswer::default(),
             },
+            port: 0,
         }
     }
 }
@@ -319,6 +321,13 @@ impl FakeControllerBuilder {
         self
     }
 
+    /// The port to listen on, on `127.0.0.1`. Defaults to 0: a free port the system picks
+    /// ([`FakeController::url`] tells which).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
     /// Starts the fake.
     ///
     /// # Panics
@@ -331,10 +340,10 @@ impl FakeControllerBuilder {
         }
     }
 
-    /// Starts the fake, or says why it could not listen on `127.0.0.1` or start its accept
-    /// thread.
+    /// Starts the fake, or says why it could not listen on `127.0.0.1` (e.g. the
+    /// [`port`](Self::port) is taken) or start its accept thread.
     pub fn try_build(self) -> std::io::Result<FakeController> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let listener = TcpListener::bind(("127.0.0.1", self.port))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(self.config));
         let accept = {
@@ -362,6 +371,7 @@ impl fmt::Debug for FakeControllerBuilder {
             .field("omit_expires_in", &config.omit_expires_in)
             .field("flat_token_response", &config.flat_token_response)
             .field("invalid_token_answer", &config.invalid_token_answer)
+            .field("port", &self.port)
             .finish()
     }
 }
