@@ -4,6 +4,8 @@
 
 mod support;
 
+mod authorize;
+mod authorize_redis;
 mod bad_inputs;
 mod batched_reads;
 mod caching;
@@ -13,6 +15,7 @@ mod config;
 mod errors;
 mod fake_controller;
 mod fuzz_seeds;
+mod http_guard;
 mod redis_storage;
 mod secrets;
 mod single_flight;
