@@ -305,6 +305,31 @@ impl MisoClient {
     /// [`Config::from_env_with`]), caching in Redis when `REDIS_URL` or `REDIS_HOST` is set,
     /// else in memory. No network I/O.
     ///
+    /// No variable sets these; they are fixed at their defaults:
+    ///
+    /// | setting | default |
+    /// |---|---|
+    /// | timeout of each controller call | [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT): 10 s |
+    /// | validation TTL (shortened by the token's `exp`) | [`DEFAULT_VALIDATION_TTL`](crate::DEFAULT_VALIDATION_TTL): 120 s |
+    /// | user-info TTL | [`DEFAULT_USER_TTL`](crate::DEFAULT_USER_TTL): 300 s |
+    /// | roles TTL | [`DEFAULT_ROLE_TTL`](crate::DEFAULT_ROLE_TTL): 900 s |
+    /// | permissions TTL | [`DEFAULT_PERMISSION_TTL`](crate::DEFAULT_PERMISSION_TTL): 900 s |
+    /// | in-memory cache bound (without Redis) | [`DEFAULT_MAX_ENTRIES`](crate::DEFAULT_MAX_ENTRIES): 10 000 entries |
+    /// | Redis pool size, timeouts, outage cool-down (with Redis) | `RedisStorage::DEFAULT_*`: 16 connections, 200 ms, 1 s |
+    ///
+    /// To change one, go through the [`Config`] (a config file's `cache` object sets the
+    /// TTLs too):
+    ///
+    /// ```no_run
+    /// use miso_client::{AnswerKind, Config};
+    /// use std::time::Duration;
+    ///
+    /// let mut config = Config::from_env()?;
+    /// config.set_ttl(AnswerKind::Roles, Duration::from_secs(60));
+    /// let client = config.into_builder()?.timeout(Duration::from_secs(2)).build()?;
+    /// # Ok::<(), miso_client::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) naming the variable that is missing or malformed (never quoting its
     /// value).

@@ -3,17 +3,59 @@
 
 use std::time::Duration;
 
-/// Default validation TTL: 120 s, shortened by the token's own `exp` (see the crate docs).
-pub const DEFAULT_VALIDATION_TTL: Duration = Duration::from_secs(120);
-/// Default user-info TTL: 300 s.
-pub const DEFAULT_USER_TTL: Duration = Duration::from_secs(300);
-/// Default roles TTL: 900 s.
-pub const DEFAULT_ROLE_TTL: Duration = Duration::from_secs(900);
-/// Default permissions TTL: 900 s.
-pub const DEFAULT_PERMISSION_TTL: Duration = Duration::from_secs(900);
-/// Default timeout of each controller call: 10 s.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A `Duration` constant whose documentation states its value, written from the same literal
+/// as the value: rustdoc shows a `Duration` constant without its value, and a number typed
+/// twice can drift. The first doc line is the summary, completed with ": N s." so that the
+/// value shows in the crate's item list too.
+macro_rules! duration_secs {
+    (#[doc = $summary:literal] $(#[doc = $doc:literal])* $name:ident = $secs:literal) => {
+        #[doc = concat!($summary, ": ", $secs, " s.")]
+        $(#[doc = $doc])*
+        ///
+        #[doc = concat!("Value: `Duration::from_secs(", $secs, ")`.")]
+        pub const $name: Duration = Duration::from_secs($secs);
+    };
+}
+
+duration_secs! {
+    /// Default validation TTL
+    ///
+    /// How long a *valid* validation answer is cached, shortened by the token's own `exp`
+    /// (see the crate docs, "Time and TTLs"). Set with
+    /// [`MisoClientBuilder::ttl`](crate::MisoClientBuilder::ttl), or `validation_ttl` /
+    /// `validationTTL` in a config file.
+    DEFAULT_VALIDATION_TTL = 120
+}
+duration_secs! {
+    /// Default user-info TTL
+    ///
+    /// For [`MisoClient::get_user_info`](crate::MisoClient::get_user_info). Config keys
+    /// `user_ttl` / `userTTL`.
+    DEFAULT_USER_TTL = 300
+}
+duration_secs! {
+    /// Default roles TTL
+    ///
+    /// Config keys `role_ttl` / `roleTTL`.
+    DEFAULT_ROLE_TTL = 900
+}
+duration_secs! {
+    /// Default permissions TTL
+    ///
+    /// Config keys `permission_ttl` / `permissionTTL`.
+    DEFAULT_PERMISSION_TTL = 900
+}
+duration_secs! {
+    /// Default timeout of each controller call
+    ///
+    /// Set with [`MisoClientBuilder::timeout`](crate::MisoClientBuilder::timeout).
+    DEFAULT_TIMEOUT = 10
+}
+
 /// Default path of the client-token issuer below the controller root: `/api/v1/auth/token`.
+///
+/// Set with `MISO_CLIENT_TOKEN_URI` or
+/// [`MisoClientBuilder::client_token_uri`](crate::MisoClientBuilder::client_token_uri).
 pub const DEFAULT_CLIENT_TOKEN_URI: &str = "/api/v1/auth/token";
 /// Default key prefix: `miso:`. The client id always follows it, so keys live under
 /// `miso:{client_id}:` (see [`MisoClientBuilder::key_prefix`](crate::MisoClientBuilder::key_prefix)).
@@ -33,3 +75,22 @@ pub const DEFAULT_BREAKER_THRESHOLD: u32 = 5;
 pub const DEFAULT_BREAKER_FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Default longest wait of an open circuit breaker: 30 s.
 pub const DEFAULT_BREAKER_MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The values the crate docs, the README and the builder docs quote.
+    #[test]
+    fn the_documented_values() {
+        let secs = [
+            DEFAULT_VALIDATION_TTL,
+            DEFAULT_USER_TTL,
+            DEFAULT_ROLE_TTL,
+            DEFAULT_PERMISSION_TTL,
+            DEFAULT_TIMEOUT,
+        ]
+        .map(|d| d.as_secs());
+        assert_eq!(secs, [120, 300, 900, 900, 10]);
+    }
+}

@@ -7,11 +7,12 @@
 //! # Quick start
 //!
 //! ```
-//! use miso_client::MisoClient;
+//! use miso_client::{MisoClient, Require};
 //! # use miso_client::testing::FakeController;
 //! # use std::time::Duration;
 //! # let fake = FakeController::start();
 //! # fake.set_roles("alice", &["admin"]);
+//! # fake.set_permissions("alice", &["documents:write"]);
 //! # let token = fake.mint_token("alice", Duration::from_secs(3600));
 //! # let (url, id, secret) = (fake.url(), fake.client_id(), fake.client_secret());
 //!
@@ -21,18 +22,38 @@
 //!     .client_secret(secret)
 //!     .build()?;                    // checks settings; no network I/O
 //!
-//! if client.validate_token(&token)? {
-//!     let user = client.get_user(&token)?;           // from the cached validation answer
-//!     let admin = client.has_role(&token, "admin")?; // validated first, then roles by user id
-//!     assert!(admin);
-//!     # assert_eq!(user.unwrap().id, "alice");
+//! // A request guard: one call, one decision, with its HTTP status and headers.
+//! let decision = client.authorize(&token, &Require::role("admin").and_permission("documents:write"));
+//! assert_eq!(decision.http_status(), 200); // 401 not valid, 403 missing, 503 unavailable, 500 misconfigured
+//! assert_eq!(decision.user_id(), Some("alice"));
+//! for (name, value) in decision.headers() {
+//!     // WWW-Authenticate on a 401, Retry-After on a 503: add them to the response.
+//!     # let _ = (name, value);
 //! }
+//!
 //! // Asking again costs no controller call: every answer is cached.
 //! let calls = client.stats().controller_calls();
-//! client.has_role(&token, "admin")?;
+//! assert!(client.authorize(&token, &Require::role("admin")).is_allowed());
+//! assert!(client.has_role(&token, "admin")?); // the questions `authorize` is made of
 //! assert_eq!(client.stats().controller_calls(), calls);
 //! # Ok::<(), miso_client::Error>(())
 //! ```
+//!
+//! [`MisoClient::authorize`] takes a [`Require`] (roles, "any of" role groups, permissions)
+//! and returns a [`Decision`]: `Allowed` (with the user id), `Unauthenticated`, `Forbidden`
+//! (with what is [`Missing`]), `Unavailable` (with the error and any `Retry-After`) or
+//! `Misconfigured`. The questions it is made of are public too: [`MisoClient::validate_token`],
+//! [`MisoClient::get_user`], [`MisoClient::has_role`], [`MisoClient::has_permission`], ….
+//!
+//! ## Who is calling: `get_user` or `get_user_info`
+//!
+//! For a `/me` route, [`MisoClient::get_user`] is free: it reads the user the validation
+//! answer named (id, and whatever profile fields the controller put there), cached with the
+//! validation. [`MisoClient::get_user_info`] asks `GET /api/v1/auth/user` for the full
+//! profile: one more controller call on a miss, then cached as `user:{userId}` for
+//! `user_ttl` (300 s). Use `get_user` when the id (or what validation returns) is enough,
+//! e.g. to key your own data or log who called; use `get_user_info` when you show the
+//! profile (name, email) and your controller's validation answer does not carry it.
 //!
 //! # Configuration from the environment
 //!
@@ -185,29 +206,40 @@
 //!
 //! # Errors, and mapping them to HTTP
 //!
-//! An invalid token is an ordinary answer: `validate_token` gives `Ok(false)`,
-//! `get_user`/`get_user_info` give `Ok(None)`, and role and permission checks return
-//! [`Error::Unauthenticated`]. A missing role is `Ok(false)`. Everything that keeps the
-//! controller from answering (timeout, connection failure, 5xx, 429, junk) is an `Err` —
-//! never `false`, `None` or an empty list.
+//! [`MisoClient::authorize`] does the mapping for a guard (its [`Decision`] has the status and
+//! the headers). Calling the questions directly, an invalid token is an ordinary answer:
+//! `validate_token` gives `Ok(false)`, `get_user`/`get_user_info` give `Ok(None)`, and role
+//! and permission checks return [`Error::Unauthenticated`]. A missing role is `Ok(false)`.
+//! Everything that keeps the controller from answering (timeout, connection failure, 5xx,
+//! 429, junk) is an `Err` — never `false`, `None` or an empty list.
 //!
 //! ```
-//! # use miso_client::{MisoClient, testing::FakeController};
-//! fn guard(client: &MisoClient, token: &str) -> u16 {
-//!     match client.has_role(token, "admin") {
-//!         Ok(true) => 200,
-//!         Ok(false) => 403,
-//!         Err(e) if e.is_unauthenticated() => 401,
-//!         Err(e) if e.is_config() => 500, // our own settings are wrong
-//!         // Timeout, unreachable, 5xx, 429, or the client shielding the controller
-//!         // (`is_unavailable`): unknown, so neither 200 nor 403.
-//!         Err(_) => 503,
-//!     }
-//! }
+//! # use miso_client::{MisoClient, testing::{FakeController, Fault}};
+//! use miso_client::{Decision, Endpoint, Require};
 //! # let fake = FakeController::start();
+//! # let token = fake.mint_token("alice", std::time::Duration::from_secs(3600));
 //! # let client = MisoClient::builder().controller_url(fake.url())
-//! #     .client_id(fake.client_id()).client_secret(fake.client_secret()).build().unwrap();
-//! # assert_eq!(guard(&client, "not-a-token"), 401);
+//! #     .client_id(fake.client_id()).client_secret(fake.client_secret()).build()?;
+//! // Mapped by hand:
+//! let status = match client.has_role(&token, "admin") {
+//!     Ok(true) => 200,
+//!     Ok(false) => 403,
+//!     Err(e) if e.is_unauthenticated() => 401,
+//!     Err(e) if e.is_config() => 500, // our own settings are wrong
+//!     // Timeout, unreachable, 5xx, 429, or the client shielding the controller
+//!     // (`is_unavailable`): unknown, so neither 200 nor 403.
+//!     Err(_) => 503,
+//! };
+//! assert_eq!(status, 403);
+//!
+//! // The same question through `authorize`, while the controller asks us to wait:
+//! fake.inject(Endpoint::Permissions, Fault::status(429).with_header("Retry-After", "2"), 1);
+//! let decision = client.authorize(&token, &Require::permission("documents:write"));
+//! assert!(matches!(decision, Decision::Unavailable { .. }));
+//! assert_eq!(decision.http_status(), 503);
+//! assert_eq!(decision.headers(), [("Retry-After", "2".to_owned())]);
+//! assert_eq!(decision.error().and_then(|e| e.status()), Some(429)); // for the log
+//! # Ok::<(), miso_client::Error>(())
 //! ```
 //!
 //! # When the controller fails
@@ -277,18 +309,29 @@
 //!
 //! With feature `testing`, [`testing::FakeController`] is a real HTTP server on loopback that
 //! speaks the controller's contract: it mints tokens, holds roles and permissions, counts
-//! calls per endpoint and injects faults. Point your client at it exactly as this crate's own
-//! tests do.
+//! calls per [`Endpoint`] and injects faults. Turn the feature on for your tests only, so
+//! that it never ships in your service:
+//!
+//! ```toml
+//! [dependencies]
+//! miso-client = "0.1"
+//!
+//! [dev-dependencies]
+//! miso-client = { version = "0.1", features = ["testing"] }
+//! ```
+//!
+//! Cargo merges the two entries: `cargo test` builds with `testing`, `cargo build` without.
+//! Then, in `tests/`, point the client your service builds at the fake:
 //!
 //! ```
 //! use miso_client::testing::{FakeController, Fault};
-//! use miso_client::{Endpoint, ManualClock, MisoClient};
+//! use miso_client::{Endpoint, ManualClock, MisoClient, Require};
 //! use std::time::Duration;
 //!
 //! let clock = ManualClock::new();
 //! let fake = FakeController::builder().clock(clock.clone()).build();
 //! fake.set_roles("bob", &["viewer"]);
-//! let token = fake.mint_token("bob", Duration::from_secs(600));
+//! let token = fake.mint_token("bob", Duration::from_secs(3600));
 //! let client = MisoClient::builder()
 //!     .controller_url(fake.url())
 //!     .client_id(fake.client_id())
@@ -296,12 +339,17 @@
 //!     .clock(clock.clone())
 //!     .build()?;
 //!
-//! assert!(!client.has_role(&token, "admin")?);
+//! assert_eq!(client.authorize(&token, &Require::role("admin")).http_status(), 403);
+//! assert_eq!(fake.calls(Endpoint::Roles), 1);
 //! fake.inject(Endpoint::Roles, Fault::status(503), 1);
 //! clock.advance(Duration::from_secs(901)); // roles expired; the next fetch fails
-//! assert!(client.has_role(&token, "viewer").is_err());
+//! assert_eq!(client.authorize(&token, &Require::role("viewer")).http_status(), 503);
 //! # Ok::<(), miso_client::Error>(())
 //! ```
+//!
+//! `examples/http_guard/` is a whole service written this way: `service.rs` is what a
+//! service copies (no `testing` in it), and the crate's integration tests run it against the
+//! fake as a service's own tests would.
 //!
 //! # Command-line tool
 //!
@@ -319,20 +367,31 @@
 //! 4 controller or network error
 //! ```
 //!
+//! `miso check` decides with [`MisoClient::authorize`], so the tool and a service guarded by
+//! the library agree by construction. With features `cli` and `testing`, `miso fake --role
+//! admin --permission documents:write` starts a [`testing::FakeController`], prints `export`
+//! lines (`MISO_CONTROLLER_URL`, `MISO_CLIENTID`, `MISO_CLIENTSECRET`, and a `MISO_TOKEN`
+//! holding those roles and permissions) and serves until it is stopped: the tool can be
+//! tried, and shell scripts tested, with no controller at all (the README walks through it).
+//!
 //! # Examples
 //!
 //! Each runs against an embedded fake controller with `cargo run --example NAME`:
 //! `quickstart` (the first steps above), `threads` (one `Arc<MisoClient>` behind a worker
 //! pool, with its hit rate), `shared_redis` (two processes sharing Redis: a logout in one is
-//! seen by the other) and `http_guard` (a tiny_http service mapping answers to 200, 401,
-//! 403 and 503).
+//! seen by the other) and `http_guard` (a tiny_http service guarded by
+//! [`MisoClient::authorize`]: 200, 401, 403 and 503; `service.rs` is the part to copy).
 //!
 //! # Features
 //!
 //! - `redis` (default): [`RedisStorage`], and `REDIS_*` configuration.
 //! - `rustls` (default): `https://` controller URLs.
 //! - `testing`: [`testing::FakeController`].
-//! - `cli`: the `miso` command-line tool.
+//! - `cli`: the `miso` command-line tool (and `miso fake`, with `testing` too).
+//!
+//! A service sharing no cache needs neither Redis nor its dependencies:
+//! `miso-client = { version = "0.1", default-features = false, features = ["rustls"] }`
+//! keeps `https://` and [`MemoryStorage`] (the README's features table gives the sizes).
 //!
 //! # Logging and counters
 //!
@@ -377,6 +436,12 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// The README's Rust examples compile with the doctests, so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+mod authorize;
 mod builder;
 mod cache;
 mod client;
@@ -402,6 +467,7 @@ mod storage;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+pub use authorize::{Decision, Missing, Require};
 pub use builder::MisoClientBuilder;
 pub use client::MisoClient;
 pub use clock::{Clock, ManualClock, SystemClock};

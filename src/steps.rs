@@ -76,7 +76,19 @@ impl MisoClient {
     /// A list answer (roles, permissions): validate, then the list keyed by the validated
     /// user id.
     pub(crate) fn list(&self, token: &str, kind: AnswerKind, fetch: Fetch) -> Result<Vec<String>> {
-        let (field, endpoint) = fetch.of_list(kind);
+        self.validated_list(token, kind, fetch)
+            .map(|(_, list)| list)
+    }
+
+    /// [`list`](Self::list) with the validated user id it is keyed by (`None` for the API key
+    /// or an answer naming nobody), so `authorize` learns who it is at no extra cost.
+    pub(crate) fn validated_list(
+        &self,
+        token: &str,
+        kind: AnswerKind,
+        fetch: Fetch,
+    ) -> Result<(Option<String>, Vec<String>)> {
+        let endpoint = fetch.of_list(kind).1;
         let batch = (fetch == Fetch::Cached)
             .then(|| self.read_batch(token, kind))
             .flatten();
@@ -86,7 +98,7 @@ impl MisoClient {
                     endpoint: Endpoint::Validate,
                 });
             }
-            Some(Identity::ApiKey) => return Ok(Vec::new()),
+            Some(Identity::ApiKey) => return Ok((None, Vec::new())),
             Some(Identity::User(Uid { uid })) => uid,
         };
         let read = match batch {
@@ -96,14 +108,25 @@ impl MisoClient {
             }
             _ => Read::Storage,
         };
-        self.user_scoped(token, kind, uid, read, endpoint, || {
-            let answer = self.controller.call(endpoint, Some(token), None)?;
-            if answer.is_bearer_rejection() {
-                return Err(Error::Unauthenticated { endpoint });
-            }
-            let list = answer.decode(endpoint, |body| decode::decode_list(body, field))?;
-            Ok((list, self.cache.ttl(kind)))
-        })
+        let fetched = || self.fetch_list(token, kind, fetch);
+        self.user_scoped(token, kind, uid.clone(), read, endpoint, fetched)
+            .map(|list| (uid, list))
+    }
+
+    /// Asks the controller for a list; the answer and how long it may be cached.
+    fn fetch_list(
+        &self,
+        token: &str,
+        kind: AnswerKind,
+        fetch: Fetch,
+    ) -> Result<(Vec<String>, Duration)> {
+        let (field, endpoint) = fetch.of_list(kind);
+        let answer = self.controller.call(endpoint, Some(token), None)?;
+        if answer.is_bearer_rejection() {
+            return Err(Error::Unauthenticated { endpoint });
+        }
+        let list = answer.decode(endpoint, |body| decode::decode_list(body, field))?;
+        Ok((list, self.cache.ttl(kind)))
     }
 
     /// On a storage with costly round trips, a check reads both of its entries at once,

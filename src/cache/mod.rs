@@ -9,7 +9,9 @@ mod envelope;
 mod keys;
 mod marker;
 
-pub(crate) use envelope::{TOMBSTONE, decode_named};
+#[cfg(feature = "fuzzing")]
+pub(crate) use envelope::TOMBSTONE;
+pub(crate) use envelope::decode_named;
 pub(crate) use envelope::{decode_envelope, encode_envelope};
 pub(crate) use keys::Keys;
 

@@ -277,6 +277,7 @@ pub enum InvalidTokenAnswer {
 /// Configures a [`FakeController`]; from [`FakeController::builder`].
 pub struct FakeControllerBuilder {
     config: Config,
+    port: u16,
 }
 
 impl Default for FakeControllerBuilder {
@@ -292,6 +293,7 @@ impl Default for FakeControllerBuilder {
                 invalid_token_answer: InvalidTokenAnswer::default(),
                 close_idle_after: None,
             },
+            port: 0,
         }
     }
 }
@@ -354,6 +356,13 @@ impl FakeControllerBuilder {
         self
     }
 
+    /// The port to listen on, on `127.0.0.1`. Defaults to 0: a free port the system picks
+    /// ([`FakeController::url`] tells which).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
     /// Starts the fake.
     ///
     /// # Panics
@@ -366,10 +375,10 @@ impl FakeControllerBuilder {
         }
     }
 
-    /// Starts the fake, or says why it could not listen on `127.0.0.1` or start its accept
-    /// thread.
+    /// Starts the fake, or says why it could not listen on `127.0.0.1` (e.g. the
+    /// [`port`](Self::port) is taken) or start its accept thread.
     pub fn try_build(self) -> std::io::Result<FakeController> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let listener = TcpListener::bind(("127.0.0.1", self.port))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(self.config));
         let accept = {
@@ -398,6 +407,7 @@ impl fmt::Debug for FakeControllerBuilder {
             .field("flat_token_response", &config.flat_token_response)
             .field("invalid_token_answer", &config.invalid_token_answer)
             .field("close_idle_after", &config.close_idle_after)
+            .field("port", &self.port)
             .finish()
     }
 }

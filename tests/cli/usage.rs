@@ -73,7 +73,7 @@ fn help_exits_0_and_lists_every_subcommand_and_the_exit_codes() {
         assert_eq!(help.code, 0, "{args:?}");
         assert!(help.stdout.contains("exit codes"), "{args:?}");
         let commands = ["validate", "user-info", "roles", "permissions", "check"];
-        for command in commands.iter().chain(&["logout", "completions"]) {
+        for command in commands.iter().chain(&["logout", "completions", "fake"]) {
             assert!(help.stdout.contains(command), "{args:?} lists {command}");
         }
     }

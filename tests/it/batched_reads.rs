@@ -9,14 +9,14 @@ use std::time::Duration;
 
 /// Counts round trips: one per `get`, one per `get_many`.
 #[derive(Debug, Default)]
-struct RoundTrips {
+pub(crate) struct RoundTrips {
     inner: MemoryStorage,
     gets: AtomicU64,
     batches: AtomicU64,
 }
 
 impl RoundTrips {
-    fn take(&self) -> (u64, u64) {
+    pub(crate) fn take(&self) -> (u64, u64) {
         (
             self.gets.swap(0, Ordering::SeqCst),
             self.batches.swap(0, Ordering::SeqCst),
@@ -44,7 +44,7 @@ impl Storage for RoundTrips {
     }
 }
 
-fn setup() -> (Setup, Arc<RoundTrips>, miso_client::MisoClient) {
+pub(crate) fn setup() -> (Setup, Arc<RoundTrips>, miso_client::MisoClient) {
     let s = Setup::new();
     let storage = Arc::new(RoundTrips::default());
     let client = crate::support::builder_for(&s.fake, &s.clock)

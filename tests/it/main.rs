@@ -4,6 +4,8 @@
 
 mod support;
 
+mod authorize;
+mod authorize_redis;
 mod bad_inputs;
 mod batched_reads;
 mod caching;
@@ -14,6 +16,7 @@ mod connections;
 mod errors;
 mod fake_controller;
 mod fuzz_seeds;
+mod http_guard;
 mod invalidation;
 mod invalidation_redis;
 mod keys;

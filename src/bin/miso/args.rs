@@ -38,7 +38,7 @@ pub struct Cli {
     /// Exactly one object per invocation, errors included. Its keys come in a fixed order:
     /// `command` (null when the command line could not be parsed), `valid`, `allowed`,
     /// `missing_roles`, `missing_permissions`, then the answer of the command (`user`,
-    /// `roles`, `permissions`, `logged_out`, `script`) or `error` (`kind`, `message`,
+    /// `roles`, `permissions`, `logged_out`, `script`, `env`) or `error` (`kind`, `message`,
     /// `status`), and `exit_code` last. Keys that do not apply to the command are left out.
     #[arg(long, global = true, display_order = 101)]
     pub json: bool,
@@ -64,6 +64,9 @@ pub enum Command {
     Check(Wanted),
     /// End the session and clear its cached entries
     Logout,
+    /// Start a fake controller and print `export` lines for it (needs feature `testing`)
+    #[command(long_about = FAKE_ABOUT)]
+    Fake(FakeArgs),
     /// Print a completion script for a shell
     Completions {
         /// The shell the script is for
@@ -87,6 +90,51 @@ pub struct Wanted {
     pub permissions: Vec<String>,
 }
 
+/// `miso fake --help`: how its output is meant to be used.
+const FAKE_ABOUT: &str = "\
+Start a fake controller and print `export` lines for it (needs feature `testing`)
+
+Starts the crate's FakeController on 127.0.0.1, prints one shell-quoted `export VAR=value`
+line each for MISO_CONTROLLER_URL, MISO_CLIENTID, MISO_CLIENTSECRET and MISO_TOKEN (a token
+for --user holding the roles and permissions given; MISO_TOKEN comes last), then serves
+until it is stopped (Ctrl-C, SIGTERM), or until standard input closes when it is a pipe.
+Try the other commands without a controller:
+
+  miso fake --role admin --permission documents:write > fake.env &
+  until grep -qs MISO_TOKEN fake.env; do sleep 0.2; done; . ./fake.env
+  miso check --role admin          # allowed, exit 0
+  kill %1
+
+(`eval \"$(miso fake …)\"` would wait forever: the fake keeps its standard output open while
+it serves.)";
+
+/// What `fake` serves: one user, their roles and permissions, on a port.
+#[derive(Args)]
+pub struct FakeArgs {
+    /// A role the user holds (repeatable)
+    #[arg(long = "role", value_name = "ROLE",
+          value_parser = NonEmptyStringValueParser::new())]
+    pub roles: Vec<String>,
+
+    /// A permission the user holds (repeatable)
+    #[arg(long = "permission", value_name = "PERMISSION",
+          value_parser = NonEmptyStringValueParser::new())]
+    pub permissions: Vec<String>,
+
+    /// The user the token is minted for
+    #[arg(long, value_name = "ID", default_value = "alice",
+          value_parser = NonEmptyStringValueParser::new())]
+    pub user: String,
+
+    /// The port to listen on (0: a free one)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub port: u16,
+
+    /// How long the token is valid, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 86_400)]
+    pub ttl: u64,
+}
+
 impl Command {
     /// The name scripts see as `command` in the JSON object.
     pub fn name(&self) -> &'static str {
@@ -98,6 +146,7 @@ impl Command {
             Command::Permissions => "permissions",
             Command::Check(_) => "check",
             Command::Logout => "logout",
+            Command::Fake(_) => "fake",
             Command::Completions { .. } => "completions",
         }
     }

@@ -5,7 +5,7 @@ use crate::args::Wanted;
 use crate::outcome::{DENIED, INVALID, OK, Outcome, Report};
 use clap::CommandFactory;
 use clap_complete::Shell;
-use miso_client::{MisoClient, Result, UserInfo};
+use miso_client::{Decision, MisoClient, Missing, Require, Result, UserInfo};
 
 pub fn validate(client: &MisoClient, token: &str) -> Result<Outcome> {
     let valid = client.validate_token(token)?;
@@ -79,20 +79,21 @@ pub fn permissions(client: &MisoClient, token: &str) -> Result<Outcome> {
     ))
 }
 
+/// Decided by `MisoClient::authorize`, so the tool and a guarded service agree: it fetches
+/// only what was asked about (a check of roles alone costs no permissions call).
 pub fn check(client: &MisoClient, token: &str, wanted: &Wanted) -> Result<Outcome> {
-    // Only what was asked about is fetched: a check of roles alone costs no permissions call.
-    let missing_roles = missing(&wanted.roles, || client.get_roles(token))?;
-    let missing_permissions = missing(&wanted.permissions, || client.get_permissions(token))?;
-    let allowed = missing_roles.is_empty() && missing_permissions.is_empty();
-    let text = if allowed {
-        "allowed".to_owned()
-    } else {
-        let roles = missing_roles.iter().map(|r| format!("role {r}"));
-        let permissions = missing_permissions
-            .iter()
-            .map(|p| format!("permission {p}"));
-        let what: Vec<String> = roles.chain(permissions).collect();
-        format!("denied: missing {}", what.join(", "))
+    let missing = match client.authorize(token, &requirement(wanted)) {
+        Decision::Allowed { .. } => Missing::default(),
+        Decision::Forbidden { missing, .. } => missing,
+        Decision::Unauthenticated => return Ok(Outcome::not_valid("check")),
+        Decision::Unavailable { error, .. } | Decision::Misconfigured { error, .. } => {
+            return Err(error);
+        }
+    };
+    let allowed = missing.is_empty();
+    let text = match allowed {
+        true => "allowed".to_owned(),
+        false => format!("denied: missing {missing}"),
     };
     Ok(Outcome::answer(
         if allowed { OK } else { DENIED },
@@ -101,24 +102,19 @@ pub fn check(client: &MisoClient, token: &str, wanted: &Wanted) -> Result<Outcom
             command: Some("check"),
             valid: Some(true),
             allowed: Some(allowed),
-            missing_roles: Some(missing_roles),
-            missing_permissions: Some(missing_permissions),
+            missing_roles: Some(missing.roles),
+            missing_permissions: Some(missing.permissions),
             ..Report::default()
         },
     ))
 }
 
-/// The `wanted` entries not in what `held` fetches; `held` is not called for nothing.
-fn missing(wanted: &[String], held: impl FnOnce() -> Result<Vec<String>>) -> Result<Vec<String>> {
-    if wanted.is_empty() {
-        return Ok(Vec::new());
-    }
-    let held = held()?;
-    Ok(wanted
-        .iter()
-        .filter(|w| !held.contains(w))
-        .cloned()
-        .collect())
+/// Every role and permission `wanted`.
+fn requirement(wanted: &Wanted) -> Require {
+    let roles = wanted.roles.iter();
+    let require = roles.fold(Require::valid_token(), |r, role| r.and_role(role));
+    let permissions = wanted.permissions.iter();
+    permissions.fold(require, |r, p| r.and_permission(p))
 }
 
 pub fn logout(client: &MisoClient, token: &str) -> Result<Outcome> {

@@ -8,10 +8,11 @@
 //! ever contains the token or a secret.
 //!
 //! Adding a subcommand: a variant of `args::Command`, a function in `commands`, and an arm
-//! in `execute`.
+//! in `execute`. `fake`, which keeps running after printing, prints for itself (`fake::run`).
 
 mod args;
 mod commands;
+mod fake;
 mod outcome;
 mod token;
 
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
     // Known before parsing, so that even a usage error comes out as JSON when asked for.
     let as_json = std::env::args_os().skip(1).any(|arg| arg == "--json");
     match Cli::try_parse() {
-        Ok(cli) => execute(&cli.command, cli.token).print(as_json),
+        Ok(cli) => execute(&cli.command, cli.token, as_json),
         Err(error) => refuse(&error, as_json),
     }
 }
@@ -54,9 +55,10 @@ fn usage_message(error: &clap::Error) -> String {
     message.replace("try '--help'", "try 'miso --help'")
 }
 
-/// Runs one subcommand: one arm, and one function in `commands`, per subcommand.
-fn execute(command: &Command, token: Option<String>) -> Outcome {
-    match command {
+/// Runs one subcommand and prints what it did: one arm, and one function in `commands`, per
+/// subcommand.
+fn execute(command: &Command, token: Option<String>, as_json: bool) -> ExitCode {
+    let outcome = match command {
         Command::Validate => query(command, token, commands::validate),
         Command::User => query(command, token, commands::user),
         Command::UserInfo => query(command, token, commands::user_info),
@@ -67,7 +69,10 @@ fn execute(command: &Command, token: Option<String>) -> Outcome {
         }),
         Command::Logout => query(command, token, commands::logout),
         Command::Completions { shell } => commands::completions(*shell),
-    }
+        // It serves after printing, so it prints for itself.
+        Command::Fake(args) => return fake::run(args, as_json),
+    };
+    outcome.print(as_json)
 }
 
 /// The set-up every question about a token shares: the token, then the client from the

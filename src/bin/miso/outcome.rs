@@ -3,6 +3,7 @@
 
 use miso_client::{Error, UserInfo};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 pub const OK: u8 = 0;
@@ -37,6 +38,9 @@ pub struct Report {
     pub logged_out: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
+    /// `fake`: the variables it printed as `export` lines, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<BTreeMap<&'static str, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
     pub exit_code: u8,
