@@ -2,8 +2,7 @@
 
 use super::InvalidTokenAnswer;
 use super::RecordedRequest;
-use super::http::Answer;
-use super::server::miso_error;
+use super::http::{self, Answer};
 use super::state::{MAX_TTL, Minted, Shared, after, unix_secs};
 use crate::Endpoint;
 use crate::UserInfo;
@@ -276,6 +275,29 @@ fn iso8601(t: SystemTime) -> String {
     const END_OF_9999: Duration = Duration::from_millis(253_402_300_799_999);
     let t = t.clamp(UNIX_EPOCH, UNIX_EPOCH + END_OF_9999);
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The Miso error shape.
+pub(super) fn miso_error(
+    status: u16,
+    message: &str,
+    instance: &str,
+    auth_method: Option<&str>,
+    correlation_id: &str,
+) -> Answer {
+    let title = http::reason(status);
+    let mut body = json!({
+        "errors": [message],
+        "type": format!("/Errors/{}", title.replace(' ', "")),
+        "title": title,
+        "statusCode": status,
+        "instance": instance,
+        "correlationId": correlation_id,
+    });
+    if let Some(method) = auth_method {
+        body["authMethod"] = method.into();
+    }
+    Answer::json(status, &body)
 }
 
 #[cfg(test)]

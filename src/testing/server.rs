@@ -2,11 +2,11 @@
 //! and reaching its endpoint's handler (counting, recording, injected faults).
 
 use super::http::{self, Answer, Incoming};
-use super::routes::{Call, route};
+use super::routes::{Call, miso_error, route};
 use super::state::Shared;
 use super::{Fault, Reply};
 use crate::Endpoint;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -72,29 +72,6 @@ impl Answer {
         }
         self
     }
-}
-
-/// The Miso error shape.
-pub(super) fn miso_error(
-    status: u16,
-    message: &str,
-    instance: &str,
-    auth_method: Option<&str>,
-    correlation_id: &str,
-) -> Answer {
-    let title = http::reason(status);
-    let mut body = json!({
-        "errors": [message],
-        "type": format!("/Errors/{}", title.replace(' ', "")),
-        "title": title,
-        "statusCode": status,
-        "instance": instance,
-        "correlationId": correlation_id,
-    });
-    if let Some(method) = auth_method {
-        body["authMethod"] = method.into();
-    }
-    Answer::json(status, &body)
 }
 
 /// Counts and records the request, applies the fault it is due, then routes it.
