@@ -5,16 +5,27 @@
 
 use super::LOG_TARGET;
 use super::breaker::Health;
+use super::dial;
+use super::sentinel::Sentinels;
 use crate::error::StorageError;
-use redis::{ConnectionInfo, ConnectionLike, ErrorKind, RedisError};
+use redis::{ConnectionLike, ErrorKind, RedisError};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Opens connections to one Redis for the pool, and for probes and retries outside it.
+/// Where a manager's connections go.
+#[derive(Clone)]
+pub(super) enum Dest {
+    /// Always the same server.
+    Node(Box<redis::Client>),
+    /// Whichever master the Sentinels name when the connection is opened.
+    Sentinel(Arc<Sentinels>),
+}
+
+/// Opens connections to one node for its pool, and for probes and retries outside it.
 #[derive(Clone)]
 pub(super) struct Manager {
-    client: redis::Client,
+    dest: Dest,
     connect_timeout: Duration,
     io_timeout: Duration,
     health: Arc<Health>,
@@ -30,25 +41,21 @@ pub(super) struct Conn {
 }
 
 impl Manager {
-    /// A manager for `client` that reports to `health`; `connect_timeout` bounds a connection
-    /// attempt with its handshake, `io_timeout` every later read and write.
+    /// A manager for `dest` that reports to `health`; `connect_timeout` bounds a connection
+    /// attempt with its handshake (and, with Sentinels, each question to one of them),
+    /// `io_timeout` every later read and write.
     pub(super) fn new(
-        client: redis::Client,
+        dest: Dest,
         connect_timeout: Duration,
         io_timeout: Duration,
         health: Arc<Health>,
     ) -> Self {
         Self {
-            client,
+            dest,
             connect_timeout,
             io_timeout,
             health,
         }
-    }
-
-    /// Where this manager connects (with the password: never show it whole).
-    pub(super) fn info(&self) -> &ConnectionInfo {
-        self.client.get_connection_info()
     }
 
     /// A pool of at most `size` connections over this manager, opened on demand; a caller
@@ -70,11 +77,11 @@ impl Manager {
     pub(super) fn open(&self) -> redis::RedisResult<Conn> {
         let generation = self.health.generation();
         self.health.attempts.fetch_add(1, Ordering::Relaxed);
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.connect_timeout)?;
-        conn.set_read_timeout(Some(self.io_timeout))?;
-        conn.set_write_timeout(Some(self.io_timeout))?;
+        let (connect, io) = (self.connect_timeout, self.io_timeout);
+        let conn = match &self.dest {
+            Dest::Node(client) => dial::connect(client, connect, io)?,
+            Dest::Sentinel(sentinels) => sentinels.connect_master(connect, io)?,
+        };
         Ok(Conn {
             conn,
             generation,
