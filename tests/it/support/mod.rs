@@ -3,6 +3,8 @@
 
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "redis")]
+pub mod tls;
 
 use miso_client::testing::FakeController;
 use miso_client::{
