@@ -16,6 +16,7 @@ mod errors;
 mod fake_controller;
 mod fuzz_seeds;
 mod redis_storage;
+mod redis_tls;
 mod secrets;
 mod single_flight;
 mod threads;

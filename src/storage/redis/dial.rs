@@ -6,7 +6,9 @@
 //! refused when parsed, and the redis crate's `tls-rustls-insecure` is not enabled.
 
 use super::target::{Endpoint, Target};
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{
+    ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -112,10 +114,28 @@ pub(super) fn connect(
     connect_timeout: Duration,
     io_timeout: Duration,
 ) -> redis::RedisResult<redis::Connection> {
-    let conn = client.get_connection_with_timeout(connect_timeout)?;
+    let conn = client
+        .get_connection_with_timeout(connect_timeout)
+        .map_err(|error| hint_tls(client, error))?;
     conn.set_read_timeout(Some(io_timeout))?;
     conn.set_write_timeout(Some(io_timeout))?;
     Ok(conn)
+}
+
+/// A plaintext connection that the server closes during the handshake is most often one to
+/// a TLS-only port: the error says so.
+fn hint_tls(client: &redis::Client, error: RedisError) -> RedisError {
+    let plaintext = matches!(client.get_connection_info().addr(), ConnectionAddr::Tcp(..));
+    let closed = error.is_connection_dropped() && !error.is_connection_refusal();
+    if plaintext && closed && !error.is_timeout() {
+        RedisError::from((
+            ErrorKind::Io,
+            "the server closed the connection during the handshake (a TLS-only port? use rediss://)",
+            error.to_string(),
+        ))
+    } else {
+        error
+    }
 }
 
 #[cfg(feature = "redis-tls")]
@@ -165,13 +185,19 @@ mod tls {
         Ok(Some(certificates))
     }
 
-    /// A file's bytes; the error names the file (a path, never its contents).
+    /// A file's bytes; the error names the file (a path, never its contents). A CA or
+    /// certificate file must hold a certificate: the redis crate would skip anything else
+    /// and leave an empty trust store, which fails only when connecting.
     fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(path).map_err(|error| {
-            format!(
-                "cannot read the Redis TLS {what} file {}: {error}",
-                path.display()
-            )
-        })
+        let shown = path.display();
+        let bytes = std::fs::read(path)
+            .map_err(|error| format!("cannot read the Redis TLS {what} file {shown}: {error}"))?;
+        let pem = String::from_utf8_lossy(&bytes);
+        if what != "client key" && !pem.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(format!(
+                "the Redis TLS {what} file {shown} holds no PEM certificate"
+            ));
+        }
+        Ok(bytes)
     }
 }

@@ -8,6 +8,7 @@ use super::breaker::Health;
 use super::dial;
 use super::sentinel::Sentinels;
 use crate::error::StorageError;
+use parking_lot::Mutex;
 use redis::{ConnectionLike, ErrorKind, RedisError};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,6 +30,10 @@ pub(super) struct Manager {
     connect_timeout: Duration,
     io_timeout: Duration,
     health: Arc<Health>,
+    /// Why the last connect in the pool failed: r2d2 reports only the last error of its
+    /// retries, which during a cool-down would otherwise hide the cause (a certificate, a
+    /// password) behind "not connecting".
+    last_failure: Arc<Mutex<String>>,
 }
 
 /// A pooled connection, with what the pool needs to know to stop reusing it.
@@ -55,6 +60,7 @@ impl Manager {
             connect_timeout,
             io_timeout,
             health,
+            last_failure: Arc::default(),
         }
     }
 
@@ -101,10 +107,12 @@ impl r2d2::ManageConnection for Manager {
         if self.health.is_down() {
             return Err(RedisError::from((
                 ErrorKind::Io,
-                "not connecting during the Redis cool-down",
+                "not connecting during the Redis cool-down, which began with",
+                self.last_failure.lock().clone(),
             )));
         }
         self.open().inspect_err(|error| {
+            *self.last_failure.lock() = error.to_string();
             let error = StorageError::with_source(
                 format!("connecting to Redis at {} failed", self.health.target),
                 error.clone(),
