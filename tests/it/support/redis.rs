@@ -146,6 +146,8 @@ pub fn shared_or_skip(test: &str, flavor: Flavor) -> Option<Shared> {
     }
 }
 
+// Never waited for: it lives as long as the process, and the watchdog stops it.
+#[allow(clippy::zombie_processes)]
 fn start_shared_tls() -> Result<Shared, String> {
     let certs = certs()?;
     let mut server = RedisServer::start_with(Options::tls(certs)).map_err(|e| e.to_string())?;
