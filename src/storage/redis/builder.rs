@@ -400,7 +400,8 @@ impl RedisStorageBuilder {
                 Nodes::One(maker.node(Dest::Node(Box::new(client)), name))
             }
             Topology::Sentinel { sentinels, master } => {
-                let sentinels = Sentinels::new(sentinels.clone(), master.clone(), dialer);
+                let (sentinels, master) = (sentinels.clone(), master.clone());
+                let sentinels = Sentinels::new(sentinels, master, dialer, settings.cooldown);
                 Nodes::One(maker.node(Dest::Sentinel(Arc::new(sentinels)), name))
             }
             Topology::Cluster { seeds } => {

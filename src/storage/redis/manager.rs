@@ -78,6 +78,16 @@ impl Manager {
             .build_unchecked(self.clone())
     }
 
+    /// With Sentinels: when they name a new master (checked at most once per cool-down),
+    /// every connection to the old one is retired, and new ones go to the new master.
+    pub(super) fn follow_master(&self) {
+        if let Dest::Sentinel(sentinels) = &self.dest
+            && sentinels.master_moved(self.connect_timeout, self.io_timeout)
+        {
+            self.health.retire_connections();
+        }
+    }
+
     /// One network attempt: connect and handshake within `connect_timeout`, then bound every
     /// later read and write by `io_timeout`.
     pub(super) fn open(&self) -> redis::RedisResult<Conn> {

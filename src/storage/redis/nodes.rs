@@ -66,7 +66,10 @@ impl Nodes {
     /// after a cool-down: the cluster may have failed over meanwhile).
     pub(super) fn pick(&self, route: &Route<'_>, fresh: bool) -> RedisResult<Arc<Node>> {
         match self {
-            Nodes::One(node) => Ok(Arc::clone(node)),
+            Nodes::One(node) => {
+                node.manager.follow_master();
+                Ok(Arc::clone(node))
+            }
             Nodes::Cluster(cluster) => cluster.pick(route, fresh),
         }
     }
