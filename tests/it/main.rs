@@ -15,6 +15,7 @@ mod config;
 mod errors;
 mod fake_controller;
 mod fuzz_seeds;
+mod redis_cluster;
 mod redis_sentinel;
 mod redis_storage;
 mod redis_tls;
