@@ -500,4 +500,85 @@ mod tests {
             "{shown}"
         );
     }
+
+    #[test]
+    fn sentinels_and_cluster_nodes_read_the_same_from_env_and_file() {
+        let from_env = RedisConfig::from_env_with(env(&[
+            ("REDIS_SENTINELS", "s1:26379, s2"),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+            ("REDIS_USERNAME", "app"),
+            ("REDIS_PASSWORD", "pw"),
+            ("REDIS_DB", "2"),
+            ("REDIS_TLS", "true"),
+            ("REDIS_TLS_CA_FILE", "/etc/ca.pem"),
+        ]));
+        let from_file = from_json(json!({
+            "sentinels": ["s1:26379", "s2"], "sentinelMaster": "mymaster", "username": "app",
+            "password": "pw", "db": 2, "tls": true, "tlsCaFile": "/etc/ca.pem"
+        }));
+        let expected = RedisConfig {
+            username: Some("app".into()),
+            password: Some("pw".into()),
+            db: 2,
+            tls: true,
+            tls_ca_file: Some("/etc/ca.pem".into()),
+            ..RedisConfig::from_sentinels(["s1:26379", "s2"], "mymaster")
+        };
+        assert_eq!(from_env.unwrap(), Some(expected.clone()));
+        assert_eq!(from_file.unwrap(), expected);
+
+        let cluster = RedisConfig::from_env_with(env(&[("REDIS_CLUSTER_NODES", "n1:7000,n2")]));
+        let expected = RedisConfig::from_cluster_nodes(["n1:7000", "n2"]);
+        assert_eq!(cluster.unwrap(), Some(expected.clone()));
+        let from_file = from_json(json!({"cluster_nodes": "n1:7000,n2"}));
+        assert_eq!(from_file.unwrap(), expected);
+    }
+
+    #[test]
+    fn topology_mistakes_name_the_setting_and_never_the_value() {
+        for (vars, expected) in [
+            (
+                &[("REDIS_SENTINELS", "s1"), ("REDIS_HOST", "h")][..],
+                "REDIS_SENTINELS and REDIS_HOST are both set",
+            ),
+            (
+                &[("REDIS_SENTINELS", "s1")][..],
+                "REDIS_SENTINELS needs the master's name",
+            ),
+            (
+                &[("REDIS_CLUSTER_NODES", "n1,hunter2:99999")][..],
+                "REDIS_CLUSTER_NODES must list host[:port] addresses",
+            ),
+            (
+                &[("REDIS_CLUSTER_NODES", "n1"), ("REDIS_DB", "3")][..],
+                "REDIS_DB must be 0 with a Redis Cluster",
+            ),
+            (
+                &[("REDIS_HOST", "h"), ("REDIS_TLS", "hunter2")][..],
+                "REDIS_TLS must be true or false",
+            ),
+            (
+                &[("REDIS_SENTINELS", "s1,,s2")][..],
+                "REDIS_SENTINELS has an empty item",
+            ),
+        ] {
+            let pairs: &'static [(&str, &str)] = Box::leak(vars.to_vec().into_boxed_slice());
+            let message = RedisConfig::from_env_with(env(pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
+        }
+    }
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(parse_host_port("h", 1), Ok(("h".into(), 1)));
+        assert_eq!(parse_host_port(" h:2 ", 1), Ok(("h".into(), 2)));
+        assert_eq!(parse_host_port("[::1]:3", 1), Ok(("::1".into(), 3)));
+        assert_eq!(parse_host_port("::1", 1), Ok(("::1".into(), 1)));
+        for bad in ["", ":1", "h:0", "h:x", "[::1", "[::1]x", "a@b:1", "h:70000"] {
+            assert!(parse_host_port(bad, 1).is_err(), "{bad}");
+        }
+    }
 }

@@ -4,9 +4,10 @@
 //! reported as `SKIPPED: <name>` elsewhere.
 #![cfg(feature = "redis")]
 
+use crate::support::redis::shared_or_skip as shared_redis_or_skip;
 use crate::support::redis::{
-    RedisServer, SilentListener, cleanup, free_port, own_redis_or_skip, own_server_or_skip, raw,
-    redis_url_or_skip, unique_prefix, wait_until,
+    Backdoor, Flavor, RedisServer, Shared, SilentListener, cleanup, free_port, own_redis_or_skip,
+    own_server_or_skip, raw, redis_url_or_skip, unique_prefix, wait_until,
 };
 use miso_client::{MemoryStorage, RedisStorage, Storage};
 use std::sync::{Mutex, OnceLock};
@@ -779,18 +780,61 @@ fn redis_get(conn: &mut redis::Connection, key: &str) -> Option<Vec<u8>> {
     redis::cmd("GET").arg(key).query(conn).expect("GET")
 }
 
-#[test]
-fn a_second_client_on_the_same_redis_gets_a_hit() {
-    let Some(url) = redis_url_or_skip("a_second_client_on_the_same_redis_gets_a_hit") else {
+/// A storage on the process's shared Redis of `flavor`, a fresh world, and the guard that
+/// deletes the world's keys (on every master).
+fn shared_world(test: &str, flavor: Flavor) -> Option<(Shared, World, impl Drop)> {
+    let shared = shared_redis_or_skip(test, flavor)?;
+    let world = World::new(test);
+    let guard = DeletePrefix(shared.backdoor.clone(), world.prefix.clone());
+    Some((shared, world, guard))
+}
+
+struct DeletePrefix(Backdoor, String);
+
+impl Drop for DeletePrefix {
+    fn drop(&mut self) {
+        self.0.delete_prefix(&self.1);
+    }
+}
+
+fn on(shared: &Shared) -> RedisStorage {
+    shared.storage_builder().cooldown(COOLDOWN).build().unwrap()
+}
+
+/// The two-clients tests run over one Redis, a TLS-only one and a 3-master cluster.
+macro_rules! over_each_topology {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            use crate::support::redis::Flavor;
+            #[test]
+            fn plain() {
+                super::$test(Flavor::Plain)
+            }
+            #[test]
+            #[cfg(feature = "redis-tls")]
+            fn tls() {
+                super::$test(Flavor::Tls)
+            }
+            #[test]
+            fn cluster() {
+                super::$test(Flavor::Cluster)
+            }
+        }
+    )*};
+}
+
+over_each_topology!(
+    a_second_client_on_the_same_redis_gets_a_hit,
+    logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once,
+);
+
+fn a_second_client_on_the_same_redis_gets_a_hit(flavor: Flavor) {
+    let test = "a_second_client_on_the_same_redis_gets_a_hit";
+    let Some((shared, w, _guard)) = shared_world(test, flavor) else {
         return;
     };
-    let w = World::new("a_second_client_on_the_same_redis_gets_a_hit");
-    let _guard = Cleanup {
-        url: url.clone(),
-        prefix: w.prefix.clone(),
-    };
     // Two processes: two clients, each with its own storage (own pool), one Redis.
-    let (a, b) = (w.client(&storage(&url)), w.client(&storage(&url)));
+    let (a, b) = (w.client(&on(&shared)), w.client(&on(&shared)));
     let token = w.fake.mint_token("alice", HOUR);
     w.fake.set_roles("alice", &["admin"]);
 
@@ -809,13 +853,12 @@ fn a_second_client_on_the_same_redis_gets_a_hit() {
     assert_eq!(stats.of(miso_client::AnswerKind::Roles).misses, 0);
 }
 
-#[test]
-fn logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once() {
+fn logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once(flavor: Flavor) {
     let test = "logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once";
-    let Some((url, w, _guard)) = World::start(test) else {
+    let Some((shared, w, _guard)) = shared_world(test, flavor) else {
         return;
     };
-    let (a, b) = (w.client(&storage(&url)), w.client(&storage(&url)));
+    let (a, b) = (w.client(&on(&shared)), w.client(&on(&shared)));
     let token = w.fake.mint_token("bob", HOUR);
     w.fake.set_roles("bob", &["reader"]);
 

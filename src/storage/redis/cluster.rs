@@ -185,20 +185,21 @@ impl Cluster {
     }
 
     /// See [`Nodes::groups`](super::nodes::Nodes::groups).
-    pub(super) fn groups(&self, keys: &[&str]) -> Option<Vec<Vec<usize>>> {
+    pub(super) fn groups(&self, keys: &[&str]) -> Vec<Vec<usize>> {
         let slots = self.slots.read();
         let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
         for (position, key) in keys.iter().enumerate() {
-            let owner = *slots.owner.get(usize::from(slot(key.as_bytes())))?;
-            if owner == NONE {
-                return None;
-            }
+            let owner = slots.owner.get(usize::from(slot(key.as_bytes())));
+            let Some(&owner) = owner.filter(|&&owner| owner != NONE) else {
+                // Unknown yet: each key on its own, routed (and the map read) as it goes.
+                return (0..keys.len()).map(|i| vec![i]).collect();
+            };
             match groups.iter_mut().find(|(o, _)| *o == owner) {
                 Some((_, group)) => group.push(position),
                 None => groups.push((owner, vec![position])),
             }
         }
-        Some(groups.into_iter().map(|(_, group)| group).collect())
+        groups.into_iter().map(|(_, group)| group).collect()
     }
 
     /// The node at `endpoint`, made (with an empty pool) the first time it is needed.

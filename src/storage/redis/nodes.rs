@@ -83,11 +83,12 @@ impl Nodes {
     }
 
     /// In a cluster, the positions of `keys` grouped by the node that serves them (one
-    /// round trip per group); `None` for one Redis, or while the slot map is unknown.
+    /// round trip per group; each key alone while the slot map is unknown); `None` for one
+    /// Redis, where one `MGET` reads them all.
     pub(super) fn groups(&self, keys: &[&str]) -> Option<Vec<Vec<usize>>> {
         match self {
             Nodes::One(_) => None,
-            Nodes::Cluster(cluster) => cluster.groups(keys),
+            Nodes::Cluster(cluster) => Some(cluster.groups(keys)),
         }
     }
 }
