@@ -135,6 +135,11 @@ pub(crate) fn parse_url(url: &str, origin: &str) -> Result<Target, String> {
     let invalid =
         |reason: &str| format!("{origin} is not a valid Redis URL (expected {FORMS}): {reason}");
     let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("no scheme"))?;
+    if cfg!(not(feature = "redis-tls")) && scheme.starts_with("rediss") {
+        return Err(format!(
+            "{origin} asks for TLS, which needs miso-client's `redis-tls` feature"
+        ));
+    }
     let multi = match scheme {
         "redis+sentinel" | "rediss+sentinel" => Some(true),
         "redis+cluster" | "rediss+cluster" => Some(false),
