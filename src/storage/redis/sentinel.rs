@@ -13,7 +13,7 @@ use super::dial::Dialer;
 use super::target::Endpoint;
 use parking_lot::Mutex;
 use redis::{ErrorKind, RedisError, RedisResult, Value};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The Sentinels of one master name, and how to reach them and the master.
@@ -22,8 +22,6 @@ pub(super) struct Sentinels {
     master: String,
     to_sentinels: Dialer,
     to_master: Dialer,
-    /// The Sentinel that answered last, asked first next time.
-    last_good: AtomicUsize,
     /// The master the last connection was opened to.
     current: Mutex<Option<Endpoint>>,
     /// When the next check of the master is due, in nanoseconds since `epoch`.
@@ -46,7 +44,6 @@ impl Sentinels {
             master,
             to_sentinels: to_master.for_sentinels(),
             to_master,
-            last_good: AtomicUsize::new(0),
             current: Mutex::new(None),
             next_check: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -60,11 +57,14 @@ impl Sentinels {
     pub(super) fn master_moved(&self, connect_timeout: Duration, io_timeout: Duration) -> bool {
         let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let due = self.next_check.load(Ordering::Acquire);
+        if now < due {
+            return false;
+        }
         let next = now.saturating_add(u64::try_from(self.every.as_nanos()).unwrap_or(u64::MAX));
         let claimed =
             self.next_check
                 .compare_exchange(due, next, Ordering::AcqRel, Ordering::Acquire);
-        if now < due || claimed.is_err() || self.current.lock().is_none() {
+        if claimed.is_err() || self.current.lock().is_none() {
             return false;
         }
         match self.ask(connect_timeout, io_timeout) {
@@ -73,9 +73,9 @@ impl Sentinels {
         }
     }
 
-    /// A connection to the current master: the Sentinels are asked one after another (each
-    /// within the timeouts) until one names it, then it is connected and must say it is a
-    /// master. Costs one more round trip than a direct connection, once per connection.
+    /// A connection to the current master: the Sentinels are asked (each within the
+    /// timeouts), the master of the latest epoch is connected and must say it is a master.
+    /// Costs one round trip per Sentinel more than a direct connection, once per connection.
     pub(super) fn connect_master(
         &self,
         connect_timeout: Duration,
@@ -98,37 +98,64 @@ impl Sentinels {
         }
     }
 
-    /// The master's address, from the first Sentinel that knows it.
+    /// The master's address as the Sentinels know it. Each is asked (within the timeouts)
+    /// and the most recent view wins, since after a failover the Sentinels learn of the new
+    /// master one after another, seconds apart: the latest configuration epoch, and within
+    /// one epoch a Sentinel that is failing the master over (it names the promoted replica).
     fn ask(&self, connect_timeout: Duration, io_timeout: Duration) -> RedisResult<Endpoint> {
-        let first = self.last_good.load(Ordering::Relaxed);
-        let count = self.sentinels.len();
+        let mut best: Option<((u64, bool), Endpoint)> = None;
         let mut last_error = None;
-        for i in (0..count).map(|i| (first + i) % count) {
-            let asked = self
-                .to_sentinels
-                .connect(&self.sentinels[i], connect_timeout, io_timeout);
-            let reply = asked.and_then(|mut conn| {
-                redis::cmd("SENTINEL")
-                    .arg("GET-MASTER-ADDR-BY-NAME")
-                    .arg(&self.master)
-                    .query::<Option<(String, u16)>>(&mut conn)
-            });
-            match reply {
-                Ok(Some((host, port))) => {
-                    self.last_good.store(i, Ordering::Relaxed);
-                    return Ok(Endpoint::Tcp(host, port));
-                }
-                Ok(None) => {
-                    last_error = Some(RedisError::from((
-                        ErrorKind::MasterNameNotFoundBySentinel,
-                        "a Sentinel knows no master of the configured name",
-                    )));
+        for sentinel in &self.sentinels {
+            match self.ask_one(sentinel, connect_timeout, io_timeout) {
+                Ok((view, master)) => {
+                    if best.as_ref().is_none_or(|(latest, _)| view > *latest) {
+                        best = Some((view, master));
+                    }
                 }
                 Err(error) => last_error = Some(error),
             }
         }
-        Err(last_error.unwrap_or_else(|| {
-            RedisError::from((ErrorKind::InvalidClientConfig, "no Sentinel is configured"))
-        }))
+        best.map(|(_, master)| master).ok_or_else(|| {
+            last_error.unwrap_or_else(|| {
+                RedisError::from((ErrorKind::InvalidClientConfig, "no Sentinel is configured"))
+            })
+        })
+    }
+
+    /// One Sentinel's master (`GET-MASTER-ADDR-BY-NAME`), with how recent its view is
+    /// (`SENTINEL MASTER`: the configuration epoch, and whether a failover is in progress),
+    /// in one round trip.
+    fn ask_one(
+        &self,
+        sentinel: &Endpoint,
+        connect_timeout: Duration,
+        io_timeout: Duration,
+    ) -> RedisResult<((u64, bool), Endpoint)> {
+        let mut conn = self
+            .to_sentinels
+            .connect(sentinel, connect_timeout, io_timeout)?;
+        let (fields, addr): (Vec<String>, Option<(String, u16)>) = redis::pipe()
+            .cmd("SENTINEL")
+            .arg("MASTER")
+            .arg(&self.master)
+            .cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(&self.master)
+            .query(&mut conn)?;
+        let field = |name: &str| {
+            let at = fields.iter().position(|field| field == name)?;
+            fields.get(at + 1)
+        };
+        let epoch = field("config-epoch").and_then(|epoch| epoch.parse().ok());
+        let failing_over = field("flags").is_some_and(|f| f.contains("failover_in_progress"));
+        match (epoch, addr) {
+            (Some(epoch), Some((host, port))) => {
+                Ok(((epoch, failing_over), Endpoint::Tcp(host, port)))
+            }
+            _ => Err(RedisError::from((
+                ErrorKind::MasterNameNotFoundBySentinel,
+                "a Sentinel knows no master of the configured name",
+            ))),
+        }
     }
 }
