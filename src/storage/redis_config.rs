@@ -362,6 +362,22 @@ fn check_url(url: &str, origin: &str) -> std::result::Result<(), String> {
     };
 }
 
+/// `node` cut into its host and, if given, its port.
+fn split_host_port(node: &str) -> std::result::Result<(&str, Option<&str>), String> {
+    if let Some(rest) = node.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("an unclosed [")?;
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':').ok_or("text after ]")?),
+        };
+        return Ok((host, port));
+    }
+    Ok(match node.split_once(':') {
+        Some((host, port)) if !port.contains(':') => (host, Some(port)),
+        _ => (node, None),
+    })
+}
+
 /// Checks that every item of the setting `name` is `host[:port]`.
 fn check_nodes(
     nodes: Vec<String>,
@@ -381,20 +397,7 @@ pub(crate) fn parse_host_port(
     node: &str,
     default_port: u16,
 ) -> std::result::Result<(String, u16), String> {
-    let node = node.trim();
-    let (host, port) = if let Some(rest) = node.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or("an unclosed [")?;
-        let port = match after {
-            "" => None,
-            _ => Some(after.strip_prefix(':').ok_or("text after ]")?),
-        };
-        (host, port)
-    } else {
-        match node.split_once(':') {
-            Some((host, port)) if !port.contains(':') => (host, Some(port)),
-            _ => (node, None),
-        }
-    };
+    let (host, port) = split_host_port(node.trim())?;
     if host.is_empty() || host.contains([',', '/', '@', ' ']) {
         return Err("an empty or malformed host".into());
     }

@@ -145,6 +145,33 @@ fn endpoints<S: AsRef<str>>(
     Ok(nodes)
 }
 
+/// The nodes of `target`: one (a Redis, or the master Sentinels name, asked again every
+/// `cooldown`), or a cluster's.
+fn nodes(
+    target: &Target,
+    dialer: Dialer,
+    maker: NodeMaker,
+    name: String,
+    cooldown: Duration,
+) -> Result<Nodes> {
+    Ok(match &target.topology {
+        Topology::Single(endpoint) => {
+            let client = dialer.client(endpoint).map_err(|error| {
+                Error::Config(format!("Redis at {name} cannot be used: {error}"))
+            })?;
+            Nodes::One(maker.node(Dest::Node(Box::new(client)), name))
+        }
+        Topology::Sentinel { sentinels, master } => {
+            let (sentinels, master) = (sentinels.clone(), master.clone());
+            let sentinels = Sentinels::new(sentinels, master, dialer, cooldown);
+            Nodes::One(maker.node(Dest::Sentinel(Arc::new(sentinels)), name))
+        }
+        Topology::Cluster { seeds } => {
+            Nodes::Cluster(Box::new(Cluster::new(seeds.clone(), dialer, maker)))
+        }
+    })
+}
+
 /// The target a [`RedisConfig`] describes; a URL that does not parse is reported naming
 /// `origin`.
 fn config_target(config: &RedisConfig, origin: &str) -> std::result::Result<Target, String> {
@@ -392,22 +419,7 @@ impl RedisStorageBuilder {
             pool_wait: settings.pool_wait,
             health: Arc::clone(&health),
         };
-        let nodes = match &target.topology {
-            Topology::Single(endpoint) => {
-                let client = dialer.client(endpoint).map_err(|error| {
-                    Error::Config(format!("Redis at {name} cannot be used: {error}"))
-                })?;
-                Nodes::One(maker.node(Dest::Node(Box::new(client)), name))
-            }
-            Topology::Sentinel { sentinels, master } => {
-                let (sentinels, master) = (sentinels.clone(), master.clone());
-                let sentinels = Sentinels::new(sentinels, master, dialer, settings.cooldown);
-                Nodes::One(maker.node(Dest::Sentinel(Arc::new(sentinels)), name))
-            }
-            Topology::Cluster { seeds } => {
-                Nodes::Cluster(Box::new(Cluster::new(seeds.clone(), dialer, maker)))
-            }
-        };
+        let nodes = nodes(&target, dialer, maker, name, settings.cooldown)?;
         Ok(RedisStorage {
             inner: Arc::new(Inner {
                 nodes,

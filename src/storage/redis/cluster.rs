@@ -85,28 +85,11 @@ impl SlotMap {
             masters: Vec::new(),
         };
         for range in reply {
-            let Value::Array(range) = range else { continue };
-            let (Some(start), Some(end), Some(Value::Array(master))) =
-                (int(range.first()), int(range.get(1)), range.get(2))
-            else {
+            let Some((start, end, master)) = parse_range(range, asked_host) else {
                 continue;
             };
-            let host = match master.first() {
-                Some(Value::BulkString(host)) => String::from_utf8_lossy(host).into_owned(),
-                _ => continue,
-            };
-            // An empty or unknown host means "the node you asked".
-            let host = if host.is_empty() || host == "?" {
-                asked_host.to_owned()
-            } else {
-                host
-            };
-            let Some(port) = int(master.get(1)).and_then(|p| u16::try_from(p).ok()) else {
-                continue;
-            };
-            let end = end.min(SLOTS as i64 - 1);
-            for slot in start.max(0)..=end {
-                map.assign(u16::try_from(slot).ok()?, Endpoint::Tcp(host.clone(), port));
+            for slot in start.max(0)..=end.min(SLOTS as i64 - 1) {
+                map.assign(u16::try_from(slot).ok()?, master.clone());
             }
         }
         if map.masters.is_empty() {
@@ -115,6 +98,30 @@ impl SlotMap {
             Some(map)
         }
     }
+}
+
+/// One range of a `CLUSTER SLOTS` reply: `[start, end, [host, port, id, …], replicas…]`.
+/// An empty or unknown host means "the node you asked".
+fn parse_range(range: &Value, asked_host: &str) -> Option<(i64, i64, Endpoint)> {
+    let Value::Array(range) = range else {
+        return None;
+    };
+    let (Some(start), Some(end), Some(Value::Array(master))) =
+        (int(range.first()), int(range.get(1)), range.get(2))
+    else {
+        return None;
+    };
+    let host = match master.first() {
+        Some(Value::BulkString(host)) => String::from_utf8_lossy(host).into_owned(),
+        _ => return None,
+    };
+    let host = if host.is_empty() || host == "?" {
+        asked_host.to_owned()
+    } else {
+        host
+    };
+    let port = int(master.get(1)).and_then(|p| u16::try_from(p).ok())?;
+    Some((start, end, Endpoint::Tcp(host, port)))
 }
 
 fn int(value: Option<&Value>) -> Option<i64> {

@@ -147,20 +147,7 @@ mod tls {
     /// The TLS material `files` names, read now; `None` when there is none (the webpki
     /// roots verify the server, and no client certificate is shown).
     pub(super) fn certificates(files: &TlsFiles) -> Result<Option<TlsCertificates>, String> {
-        let client_tls = match (&files.cert_file, &files.key_file) {
-            (Some(cert), Some(key)) => Some(ClientTlsConfig {
-                client_cert: read(cert, "client certificate")?,
-                client_key: read(key, "client key")?,
-            }),
-            (None, None) => None,
-            _ => {
-                return Err(
-                    "a Redis TLS client certificate needs both its certificate file \
-                     and its key file"
-                        .into(),
-                );
-            }
-        };
+        let client_tls = client_identity(files)?;
         let root_cert = files
             .ca_file
             .as_deref()
@@ -183,6 +170,22 @@ mod tls {
         redis::Client::build_with_tls(probe, certificates.clone())
             .map_err(|error| format!("the Redis TLS files are not usable: {error}"))?;
         Ok(Some(certificates))
+    }
+
+    /// The client certificate and key for mutual TLS, if both are named.
+    fn client_identity(files: &TlsFiles) -> Result<Option<ClientTlsConfig>, String> {
+        match (&files.cert_file, &files.key_file) {
+            (Some(cert), Some(key)) => Ok(Some(ClientTlsConfig {
+                client_cert: read(cert, "client certificate")?,
+                client_key: read(key, "client key")?,
+            })),
+            (None, None) => Ok(None),
+            _ => Err(
+                "a Redis TLS client certificate needs both its certificate file \
+                 and its key file"
+                    .into(),
+            ),
+        }
     }
 
     /// A file's bytes; the error names the file (a path, never its contents). A CA or

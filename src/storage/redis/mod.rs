@@ -179,37 +179,45 @@ impl RedisStorage {
             Gate::Probe => true,
             Gate::Go => false,
         };
-        let mut route = Route::Key(key);
-        for hop in 0.. {
-            let asking = matches!(route, Route::Redirect { asking: true, .. });
-            let command = |conn: &mut redis::Connection| {
-                if asking {
-                    redis::cmd("ASKING").query::<()>(conn)?;
-                }
-                op(conn)
-            };
-            // A probe reads a cluster's slot map again: it may have failed over meanwhile.
-            let node = match self.inner.nodes.pick(&route, probe && hop == 0) {
-                Ok(node) => node,
-                Err(error) => {
-                    let target = &health.target;
-                    return self.unavailable(describe(target, "cannot be reached", error));
-                }
-            };
-            let outcome = if probe {
-                self.probe(&node, &command)
-            } else {
-                self.pooled(&node, &command)
-            };
-            match outcome {
-                Outcome::Refused(error) if hop == 0 => match self.redirect(&error) {
-                    Some(to) => route = to,
-                    None => return Outcome::Refused(error),
-                },
-                outcome => return outcome,
-            }
+        // At most one redirect: a cluster that redirects again is refusing, for now.
+        match self.attempt(&Route::Key(key), probe, &op) {
+            Outcome::Refused(error) => match self.redirect(&error) {
+                Some(to) => self.attempt(&to, probe, &op),
+                None => Outcome::Refused(error),
+            },
+            outcome => outcome,
         }
-        unreachable!("the loop returns")
+    }
+
+    /// One try of `op` on the node for `route`: on a fresh connection when `probe`, else
+    /// on a pooled one.
+    fn attempt<T>(
+        &self,
+        route: &Route<'_>,
+        probe: bool,
+        op: &impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Outcome<T> {
+        let asking = matches!(route, Route::Redirect { asking: true, .. });
+        let command = |conn: &mut redis::Connection| {
+            if asking {
+                redis::cmd("ASKING").query::<()>(conn)?;
+            }
+            op(conn)
+        };
+        // A probe reads a cluster's slot map again: it may have failed over meanwhile.
+        let fresh = probe && matches!(route, Route::Key(_));
+        let node = match self.inner.nodes.pick(route, fresh) {
+            Ok(node) => node,
+            Err(error) => {
+                let target = &self.inner.health.target;
+                return self.unavailable(describe(target, "cannot be reached", error));
+            }
+        };
+        if probe {
+            self.probe(&node, &command)
+        } else {
+            self.pooled(&node, &command)
+        }
     }
 
     /// Where a cluster redirects a refused command, if it does.

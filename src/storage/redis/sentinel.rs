@@ -142,20 +142,24 @@ impl Sentinels {
             .arg("GET-MASTER-ADDR-BY-NAME")
             .arg(&self.master)
             .query(&mut conn)?;
-        let field = |name: &str| {
-            let at = fields.iter().position(|field| field == name)?;
-            fields.get(at + 1)
-        };
-        let epoch = field("config-epoch").and_then(|epoch| epoch.parse().ok());
-        let failing_over = field("flags").is_some_and(|f| f.contains("failover_in_progress"));
-        match (epoch, addr) {
-            (Some(epoch), Some((host, port))) => {
-                Ok(((epoch, failing_over), Endpoint::Tcp(host, port)))
-            }
+        match (view(&fields), addr) {
+            (Some(view), Some((host, port))) => Ok((view, Endpoint::Tcp(host, port))),
             _ => Err(RedisError::from((
                 ErrorKind::MasterNameNotFoundBySentinel,
                 "a Sentinel knows no master of the configured name",
             ))),
         }
     }
+}
+
+/// How recent a Sentinel's view is, from its `SENTINEL MASTER` fields: the configuration
+/// epoch, and whether it is failing the master over.
+fn view(fields: &[String]) -> Option<(u64, bool)> {
+    let field = |name: &str| {
+        let at = fields.iter().position(|field| field == name)?;
+        fields.get(at + 1)
+    };
+    let epoch = field("config-epoch")?.parse().ok()?;
+    let failing_over = field("flags").is_some_and(|f| f.contains("failover_in_progress"));
+    Some((epoch, failing_over))
 }

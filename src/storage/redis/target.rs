@@ -204,6 +204,13 @@ fn parse_multi(rest: &str, sentinel: bool) -> Result<Target, String> {
         .map(|node| parse_host_port(node, default_port).map(|(h, p)| Endpoint::Tcp(h, p)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|reason| format!("a host: {reason}"))?;
+    let mut target = with_path(nodes, path, sentinel)?;
+    (target.username, target.password) = credentials(userinfo)?;
+    Ok(target)
+}
+
+/// The topology of `nodes` with what `path` names: the master (Sentinels) and the database.
+fn with_path(nodes: Vec<Endpoint>, path: &str, sentinel: bool) -> Result<Target, String> {
     let mut path = path.trim_end_matches('/').split('/');
     let topology = if sentinel {
         let master = path.next().filter(|m| !m.is_empty());
@@ -222,12 +229,21 @@ fn parse_multi(rest: &str, sentinel: bool) -> Result<Target, String> {
     if path.next().is_some() {
         return Err("unexpected path after the database".into());
     }
-    if let Some(userinfo) = userinfo {
-        let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-        target.username = Some(percent_decode(user)?).filter(|u| !u.is_empty());
-        target.password = Some(percent_decode(password)?).filter(|_| userinfo.contains(':'));
-    }
     Ok(target)
+}
+
+/// The user and password of `user:password` (either may be empty: `:password` is a
+/// password alone).
+fn credentials(userinfo: Option<&str>) -> Result<(Option<String>, Option<String>), String> {
+    let Some(userinfo) = userinfo else {
+        return Ok((None, None));
+    };
+    let (user, password) = match userinfo.split_once(':') {
+        Some((user, password)) => (user, Some(password)),
+        None => (userinfo, None),
+    };
+    let user = Some(percent_decode(user)?).filter(|u| !u.is_empty());
+    Ok((user, password.map(percent_decode).transpose()?))
 }
 
 /// `%XX` escapes decoded, as in any URL's user, password and path.
