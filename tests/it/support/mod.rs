@@ -4,9 +4,13 @@
 #[cfg(feature = "redis")]
 pub mod cluster;
 #[cfg(feature = "redis")]
+pub mod processes;
+#[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "redis")]
 pub mod sentinel;
+#[cfg(feature = "redis")]
+pub mod shared;
 #[cfg(feature = "redis")]
 pub mod tls;
 

@@ -8,12 +8,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use super::processes::{TempDir, after_exit};
+pub use super::shared::{Backdoor, Flavor, Shared, shared_or_skip};
 use super::tls::{Certs, certs};
 
 /// The machine's shared Redis.
@@ -90,146 +92,6 @@ fn start_for_this_process() -> Option<String> {
     wait_until(Duration::from_secs(5), || pings(&addr)).then(|| format!("redis://{addr}/0"))
 }
 
-/// A Redis for tests that only need *a* Redis of one kind, shared by the whole test process
-/// (each test under its own key prefix): plaintext, TLS-only, or a 3-master cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    Plain,
-    Tls,
-    Cluster,
-}
-
-/// A shared Redis of some flavor: how to build a storage on it and how to look behind it.
-#[derive(Debug, Clone)]
-pub struct Shared {
-    pub url: String,
-    pub ca: Option<PathBuf>,
-    pub backdoor: Backdoor,
-}
-
-impl Shared {
-    pub fn storage_builder(&self) -> miso_client::RedisStorageBuilder {
-        let builder = miso_client::RedisStorage::builder(&self.url);
-        match &self.ca {
-            Some(ca) => builder.tls_ca_file(ca),
-            None => builder,
-        }
-    }
-}
-
-/// The process's shared Redis of `flavor`, started on first use; `None` (after printing
-/// `SKIPPED`) when it cannot be had and `CI` is unset.
-pub fn shared_or_skip(test: &str, flavor: Flavor) -> Option<Shared> {
-    static TLS: OnceLock<Result<Shared, String>> = OnceLock::new();
-    static CLUSTER: OnceLock<Result<Shared, String>> = OnceLock::new();
-    let shared = match flavor {
-        Flavor::Plain => {
-            let url = redis_url_or_skip(test)?;
-            return Some(Shared {
-                backdoor: Backdoor::new(vec![url.clone()], None),
-                url,
-                ca: None,
-            });
-        }
-        Flavor::Tls => TLS.get_or_init(start_shared_tls),
-        Flavor::Cluster => CLUSTER.get_or_init(|| {
-            let cluster = super::cluster::TestCluster::start(3)?;
-            Ok(cluster.keep_for_this_process())
-        }),
-    };
-    match shared {
-        Ok(shared) => Some(shared.clone()),
-        Err(why) => {
-            unavailable(test, &format!("cannot start a {flavor:?} Redis ({why})"));
-            None
-        }
-    }
-}
-
-// Never waited for: it lives as long as the process, and the watchdog stops it.
-#[allow(clippy::zombie_processes)]
-fn start_shared_tls() -> Result<Shared, String> {
-    let certs = certs()?;
-    let mut server = RedisServer::start_with(Options::tls(certs)).map_err(|e| e.to_string())?;
-    let child = server.child.take().expect("started");
-    after_exit(&[child.id()], None);
-    Ok(Shared {
-        url: server.url(),
-        ca: Some(certs.ca.clone()),
-        backdoor: Backdoor::new(vec![server.url()], Some(certs)),
-    })
-}
-
-/// Connections to every master of a test Redis, to look at it behind the storage's back.
-#[derive(Debug, Clone)]
-pub struct Backdoor {
-    urls: Vec<String>,
-    tls: Option<&'static Certs>,
-}
-
-impl Backdoor {
-    /// For the masters at `urls` (`redis://…` or, with `tls`, `rediss://…`).
-    pub fn new(urls: Vec<String>, tls: Option<&'static Certs>) -> Self {
-        Self { urls, tls }
-    }
-
-    pub fn connections(&self) -> Vec<redis::Connection> {
-        self.urls.iter().map(|url| self.connect(url)).collect()
-    }
-
-    fn connect(&self, url: &str) -> redis::Connection {
-        let client = match self.tls {
-            Some(certs) => tls_client(url, certs, false),
-            None => redis::Client::open(url),
-        };
-        let conn = client
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
-            .expect("connect to Redis");
-        conn.set_read_timeout(Some(Duration::from_secs(2))).ok();
-        conn
-    }
-
-    /// Every key under `prefix`, on whichever master holds it.
-    pub fn keys(&self, prefix: &str) -> Vec<String> {
-        let mut keys = Vec::new();
-        for mut conn in self.connections() {
-            let found: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{prefix}*"))
-                .query(&mut conn)
-                .expect("KEYS");
-            keys.extend(found);
-        }
-        keys
-    }
-
-    /// The value of `key`, from whichever master holds it.
-    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.connections().into_iter().find_map(|mut conn| {
-            redis::cmd("GET")
-                .arg(key)
-                .query::<Option<Vec<u8>>>(&mut conn)
-                .ok()
-                .flatten()
-        })
-    }
-
-    /// Deletes every key under `prefix` (one by one: keys of a cluster sit in many slots).
-    pub fn delete_prefix(&self, prefix: &str) {
-        for url in &self.urls {
-            let Ok(mut conn) = std::panic::catch_unwind(|| self.connect(url)) else {
-                continue;
-            };
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{prefix}*"))
-                .query(&mut conn)
-                .unwrap_or_default();
-            for key in keys {
-                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(key).query(&mut conn);
-            }
-        }
-    }
-}
-
 /// A Redis server of this test's own, which it may kill and restart.
 pub fn own_redis_or_skip(test: &str) -> Option<RedisServer> {
     own_server_or_skip(test, false)
@@ -255,63 +117,6 @@ pub fn own_server_or_skip(test: &str, tls: bool) -> Option<RedisServer> {
             None
         }
     }
-}
-
-/// A directory of a test's own, removed (with what it holds) when dropped.
-#[derive(Debug)]
-pub struct TempDir(Option<PathBuf>);
-
-impl TempDir {
-    pub fn new(label: &str) -> Result<Self, String> {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "miso-test-{label}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&path).map_err(|e| format!("cannot create {path:?}: {e}"))?;
-        Ok(Self(Some(path)))
-    }
-
-    pub fn path(&self) -> &Path {
-        self.0.as_deref().expect("not kept")
-    }
-
-    /// The path, no longer removed on drop (for what lives as long as the process).
-    pub fn keep(mut self) -> PathBuf {
-        self.0.take().expect("not kept")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_dir_all(path);
-        }
-    }
-}
-
-/// Once this process is gone (however it ends), kills `pids` and removes `dir`: statics are
-/// never dropped, so what lives as long as the process is cleaned up by a watchdog shell.
-pub fn after_exit(pids: &[u32], dir: Option<&Path>) {
-    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-    let mut script = format!(
-        "while kill -0 {} 2>/dev/null; do sleep 1; done;",
-        std::process::id()
-    );
-    if !pids.is_empty() {
-        script.push_str(&format!(" kill {} 2>/dev/null;", pids.join(" ")));
-    }
-    if let Some(dir) = dir {
-        script.push_str(&format!(" rm -rf '{}'", dir.display()));
-    }
-    let _ = Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
 }
 
 /// A port nobody listens on right now.
@@ -496,6 +301,15 @@ impl RedisServer {
         let conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
         conn.set_read_timeout(Some(Duration::from_secs(2)))?;
         Ok(conn)
+    }
+
+    /// Leaves the server running for the rest of the process; its watchdog stops it.
+    // Never waited for: it lives as long as the process.
+    #[allow(clippy::zombie_processes)]
+    pub fn keep_for_this_process(mut self) {
+        if let Some(child) = self.child.take() {
+            after_exit(&[child.id()], None);
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {
