@@ -187,8 +187,8 @@ fn a_slot_migration_during_hits_gives_only_right_answers() {
 }
 
 #[test]
-fn cluster_nodes_come_from_the_environment_and_a_builder() {
-    let test = "cluster_nodes_come_from_the_environment_and_a_builder";
+fn cluster_nodes_come_from_the_environment_a_config_file_and_a_builder() {
+    let test = "cluster_nodes_come_from_the_environment_a_config_file_and_a_builder";
     let Some(cluster) = cluster_or_skip(test) else {
         return;
     };
@@ -212,6 +212,14 @@ fn cluster_nodes_come_from_the_environment_and_a_builder() {
         .unwrap();
     let from_builder = client(&fake, storage, &prefix);
     assert!(from_builder.has_role(&token, "admin").unwrap());
-    assert_eq!(fake.calls(Endpoint::Roles), 1, "both read the cluster");
+    // A config file (serde) listing the nodes.
+    let file = serde_json::json!({
+        "controllerUrl": fake.url(), "clientId": fake.client_id(),
+        "clientSecret": fake.client_secret(),
+        "redis": {"clusterNodes": cluster.addrs(), "keyPrefix": prefix},
+    });
+    let from_file = MisoClient::from_config(serde_json::from_value(file).unwrap()).unwrap();
+    assert!(from_file.has_role(&token, "admin").unwrap());
+    assert_eq!(fake.calls(Endpoint::Roles), 1, "all three read the cluster");
     assert_eq!(cluster.backdoor().keys(&prefix).len(), 2);
 }

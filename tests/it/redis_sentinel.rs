@@ -175,8 +175,8 @@ fn a_killed_master_gives_only_right_answers_and_writes_reach_the_promoted_replic
 }
 
 #[test]
-fn sentinels_come_from_the_environment_and_a_builder() {
-    let test = "sentinels_come_from_the_environment_and_a_builder";
+fn sentinels_come_from_the_environment_a_config_file_and_a_builder() {
+    let test = "sentinels_come_from_the_environment_a_config_file_and_a_builder";
     let Some(group) = group_or_skip(test) else {
         return;
     };
@@ -200,7 +200,15 @@ fn sentinels_come_from_the_environment_and_a_builder() {
         .unwrap();
     let from_builder = client(&fake, storage, &prefix);
     assert!(from_builder.has_role(&token, "admin").unwrap());
-    assert_eq!(fake.calls(Endpoint::Roles), 1, "both read the master");
+    // A config file (serde) naming the Sentinels with a URL.
+    let file = serde_json::json!({
+        "controllerUrl": fake.url(), "clientId": fake.client_id(),
+        "clientSecret": fake.client_secret(),
+        "redis": {"url": group.url(), "keyPrefix": prefix},
+    });
+    let from_file = MisoClient::from_config(serde_json::from_value(file).unwrap()).unwrap();
+    assert!(from_file.has_role(&token, "admin").unwrap());
+    assert_eq!(fake.calls(Endpoint::Roles), 1, "all three read the master");
     let master = group.server(group.master_port().unwrap());
     let stored: bool = redis::cmd("EXISTS")
         .arg(format!("{prefix}roles:ann"))
