@@ -340,8 +340,8 @@ impl RedisStorageBuilder {
         self
     }
 
-    /// The most connections the pool opens (at least 1); they are opened on demand, none at
-    /// build time. Should cover the number of threads that use the storage at once, since a
+    /// The most connections the pool opens (at least 1; in a cluster, per master); they are
+    /// opened on demand, none at build time. Should cover the number of threads that use the storage at once, since a
     /// caller waits at most [`pool_wait`](Self::pool_wait) for a free connection.
     /// Defaults to [`RedisStorage::DEFAULT_POOL_SIZE`] (16).
     pub fn pool_size(mut self, size: u32) -> Self {

@@ -514,11 +514,18 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("[redacted]"), "{shown}");
         assert!(shown.contains("127.0.0.1:6390/3"), "{shown}");
-        let builder = RedisStorage::builder("redis://user:hunter2@h:1/2");
-        let shown = format!("{builder:?}");
-        assert!(
-            !shown.contains("hunter2") && shown.contains("[redacted]"),
-            "{shown}"
-        );
+        for url in [
+            "redis://user:hunter2@h:1/2",
+            "rediss://user:hunter2@h:1/2",
+            "redis+sentinel://user:hunter2@s1,s2/m/2",
+            "redis+cluster://:hunter2@n1,n2",
+        ] {
+            let shown = format!("{:?}", RedisStorage::builder(url));
+            let shown = format!("{shown} {:?}", RedisStorage::builder(url).build().unwrap());
+            assert!(
+                !shown.contains("hunter2") && shown.contains("[redacted]"),
+                "{shown}"
+            );
+        }
     }
 }
