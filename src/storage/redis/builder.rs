@@ -6,7 +6,7 @@ use super::dial::{Dialer, TlsFiles};
 use super::manager::Dest;
 use super::nodes::{NodeMaker, Nodes};
 use super::sentinel::Sentinels;
-use super::target::{Endpoint, Target, Topology, debug_target, parse_url};
+use super::target::{ServerAddr, Target, Topology, debug_target, parse_url};
 use super::{Inner, RedisStorage};
 use crate::error::{Error, Result};
 use crate::storage::redis_config::{DEFAULT_CLUSTER_PORT, DEFAULT_SENTINEL_PORT, parse_host_port};
@@ -130,13 +130,13 @@ fn endpoints<S: AsRef<str>>(
     nodes: impl IntoIterator<Item = S>,
     default_port: u16,
     what: &str,
-) -> std::result::Result<Vec<Endpoint>, String> {
+) -> std::result::Result<Vec<ServerAddr>, String> {
     let nodes = nodes
         .into_iter()
         .map(|node| {
             let (host, port) = parse_host_port(node.as_ref(), default_port)
                 .map_err(|reason| format!("{what} is not host[:port]: {reason}"))?;
-            Ok(Endpoint::Tcp(host, port))
+            Ok(ServerAddr::Tcp(host, port))
         })
         .collect::<std::result::Result<Vec<_>, String>>()?;
     if nodes.is_empty() {
@@ -192,7 +192,7 @@ fn config_target(config: &RedisConfig, origin: &str) -> std::result::Result<Targ
         );
         Topology::Cluster { seeds: seeds? }
     } else if let Some(host) = &config.host {
-        Topology::Single(Endpoint::Tcp(host.clone(), config.port))
+        Topology::Single(ServerAddr::Tcp(host.clone(), config.port))
     } else {
         return Err("the Redis configuration names neither a url nor a host".into());
     };

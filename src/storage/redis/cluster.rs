@@ -10,7 +10,7 @@
 use super::dial::Dialer;
 use super::manager::Dest;
 use super::nodes::{Node, NodeMaker, Route};
-use super::target::Endpoint;
+use super::target::ServerAddr;
 use crate::storage::redis_config::parse_host_port;
 use parking_lot::{Mutex, RwLock};
 use redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind, Value};
@@ -53,17 +53,17 @@ fn crc16(bytes: &[u8]) -> u16 {
 struct SlotMap {
     /// Per slot, an index into `masters`, or [`NONE`]; empty until first read.
     owner: Vec<u16>,
-    masters: Vec<Endpoint>,
+    masters: Vec<ServerAddr>,
 }
 
 impl SlotMap {
-    fn master_of(&self, slot: u16) -> Option<&Endpoint> {
+    fn master_of(&self, slot: u16) -> Option<&ServerAddr> {
         let owner = *self.owner.get(usize::from(slot))?;
         self.masters.get(usize::from(owner))
     }
 
     /// After `MOVED slot to`: the slot is served by `to` now.
-    fn assign(&mut self, slot: u16, to: Endpoint) {
+    fn assign(&mut self, slot: u16, to: ServerAddr) {
         if self.owner.is_empty() {
             return;
         }
@@ -102,7 +102,7 @@ impl SlotMap {
 
 /// One range of a `CLUSTER SLOTS` reply: `[start, end, [host, port, id, …], replicas…]`.
 /// An empty or unknown host means "the node you asked".
-fn parse_range(range: &Value, asked_host: &str) -> Option<(i64, i64, Endpoint)> {
+fn parse_range(range: &Value, asked_host: &str) -> Option<(i64, i64, ServerAddr)> {
     let Value::Array(range) = range else {
         return None;
     };
@@ -121,7 +121,7 @@ fn parse_range(range: &Value, asked_host: &str) -> Option<(i64, i64, Endpoint)> 
         host
     };
     let port = int(master.get(1)).and_then(|p| u16::try_from(p).ok())?;
-    Some((start, end, Endpoint::Tcp(host, port)))
+    Some((start, end, ServerAddr::Tcp(host, port)))
 }
 
 fn int(value: Option<&Value>) -> Option<i64> {
@@ -133,17 +133,17 @@ fn int(value: Option<&Value>) -> Option<i64> {
 
 /// The nodes of a Redis Cluster, and which of them serves which slot.
 pub(super) struct Cluster {
-    seeds: Vec<Endpoint>,
+    seeds: Vec<ServerAddr>,
     dialer: Dialer,
     maker: NodeMaker,
     slots: RwLock<SlotMap>,
-    nodes: RwLock<HashMap<Endpoint, Arc<Node>>>,
+    nodes: RwLock<HashMap<ServerAddr, Arc<Node>>>,
     /// One slot-map read at a time: callers that waited for one use its result.
     refreshing: Mutex<()>,
 }
 
 impl Cluster {
-    pub(super) fn new(seeds: Vec<Endpoint>, dialer: Dialer, maker: NodeMaker) -> Self {
+    pub(super) fn new(seeds: Vec<ServerAddr>, dialer: Dialer, maker: NodeMaker) -> Self {
         Self {
             seeds,
             dialer,
@@ -184,7 +184,7 @@ impl Cluster {
         };
         let (addr, slot) = error.redirect_node()?;
         let (host, port) = parse_host_port(addr, 0).ok()?;
-        let to = Endpoint::Tcp(host, port);
+        let to = ServerAddr::Tcp(host, port);
         if !asking {
             self.slots.write().assign(slot, to.clone());
         }
@@ -210,7 +210,7 @@ impl Cluster {
     }
 
     /// The node at `endpoint`, made (with an empty pool) the first time it is needed.
-    fn node(&self, endpoint: &Endpoint) -> RedisResult<Arc<Node>> {
+    fn node(&self, endpoint: &ServerAddr) -> RedisResult<Arc<Node>> {
         if let Some(node) = self.nodes.read().get(endpoint) {
             return Ok(Arc::clone(node));
         }
@@ -231,7 +231,7 @@ impl Cluster {
         if !fresh && !self.slots.read().owner.is_empty() {
             return Ok(());
         }
-        let mut candidates: Vec<Endpoint> = self.slots.read().masters.clone();
+        let mut candidates: Vec<ServerAddr> = self.slots.read().masters.clone();
         candidates.extend(self.seeds.iter().cloned());
         let mut last_error = None;
         for (i, endpoint) in candidates.iter().enumerate() {
@@ -251,7 +251,7 @@ impl Cluster {
         }))
     }
 
-    fn read_slots(&self, endpoint: &Endpoint) -> RedisResult<SlotMap> {
+    fn read_slots(&self, endpoint: &ServerAddr) -> RedisResult<SlotMap> {
         let maker = &self.maker;
         maker.health.attempts.fetch_add(1, Ordering::Relaxed);
         let mut conn = self
@@ -259,8 +259,8 @@ impl Cluster {
             .connect(endpoint, maker.connect_timeout, maker.io_timeout)?;
         let reply: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut conn)?;
         let host = match endpoint {
-            Endpoint::Tcp(host, _) => host.as_str(),
-            Endpoint::Unix(_) => "",
+            ServerAddr::Tcp(host, _) => host.as_str(),
+            ServerAddr::Unix(_) => "",
         };
         SlotMap::parse(&reply, host).ok_or_else(|| {
             RedisError::from((
@@ -311,14 +311,17 @@ mod tests {
         let mut map = SlotMap::parse(&reply, "seed").unwrap();
         assert_eq!(
             map.master_of(0),
-            Some(&Endpoint::Tcp("10.0.0.1".into(), 7000))
+            Some(&ServerAddr::Tcp("10.0.0.1".into(), 7000))
         );
         assert_eq!(
             map.master_of(16383),
-            Some(&Endpoint::Tcp("seed".into(), 7001))
+            Some(&ServerAddr::Tcp("seed".into(), 7001))
         );
-        map.assign(5, Endpoint::Tcp("seed".into(), 7001));
-        assert_eq!(map.master_of(5), Some(&Endpoint::Tcp("seed".into(), 7001)));
+        map.assign(5, ServerAddr::Tcp("seed".into(), 7001));
+        assert_eq!(
+            map.master_of(5),
+            Some(&ServerAddr::Tcp("seed".into(), 7001))
+        );
         assert_eq!(map.masters.len(), 2);
         assert!(SlotMap::parse(&[], "seed").is_none());
     }

@@ -5,7 +5,7 @@
 //! There is no way to accept a certificate without verifying it: `#insecure` URLs are
 //! refused when parsed, and the redis crate's `tls-rustls-insecure` is not enabled.
 
-use super::target::{Endpoint, Target};
+use super::target::{ServerAddr, Target};
 use redis::{
     ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError,
 };
@@ -75,16 +75,16 @@ impl Dialer {
     }
 
     /// A client for the server at `endpoint`.
-    pub(super) fn client(&self, endpoint: &Endpoint) -> redis::RedisResult<redis::Client> {
+    pub(super) fn client(&self, endpoint: &ServerAddr) -> redis::RedisResult<redis::Client> {
         let addr = match endpoint {
-            Endpoint::Unix(path) => ConnectionAddr::Unix(path.clone()),
-            Endpoint::Tcp(host, port) if self.tls => ConnectionAddr::TcpTls {
+            ServerAddr::Unix(path) => ConnectionAddr::Unix(path.clone()),
+            ServerAddr::Tcp(host, port) if self.tls => ConnectionAddr::TcpTls {
                 host: host.clone(),
                 port: *port,
                 insecure: false,
                 tls_params: None,
             },
-            Endpoint::Tcp(host, port) => ConnectionAddr::Tcp(host.clone(), *port),
+            ServerAddr::Tcp(host, port) => ConnectionAddr::Tcp(host.clone(), *port),
         };
         let info: ConnectionInfo = addr
             .into_connection_info()?
@@ -100,7 +100,7 @@ impl Dialer {
     /// within `connect_timeout`, then every read and write bounded by `io_timeout`.
     pub(super) fn connect(
         &self,
-        endpoint: &Endpoint,
+        endpoint: &ServerAddr,
         connect_timeout: Duration,
         io_timeout: Duration,
     ) -> redis::RedisResult<redis::Connection> {

@@ -5,7 +5,7 @@
 use super::breaker::Health;
 use super::cluster::Cluster;
 use super::manager::{Dest, Manager};
-use super::target::Endpoint;
+use super::target::ServerAddr;
 use redis::{RedisError, RedisResult};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +52,7 @@ pub(super) enum Route<'a> {
     Key(&'a str),
     /// To the node a cluster redirected the command to; `asking` for an `ASK` redirect
     /// (a slot being migrated), which must be preceded by `ASKING`.
-    Redirect { to: Endpoint, asking: bool },
+    Redirect { to: ServerAddr, asking: bool },
 }
 
 /// The nodes of a storage.

@@ -10,7 +10,7 @@
 //! which master it names, and when that changed, every connection to the old one is retired.
 
 use super::dial::Dialer;
-use super::target::Endpoint;
+use super::target::ServerAddr;
 use parking_lot::Mutex;
 use redis::{ErrorKind, RedisError, RedisResult, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 
 /// The Sentinels of one master name, and how to reach them and the master.
 pub(super) struct Sentinels {
-    sentinels: Vec<Endpoint>,
+    sentinels: Vec<ServerAddr>,
     master: String,
     to_sentinels: Dialer,
     to_master: Dialer,
     /// The master the last connection was opened to.
-    current: Mutex<Option<Endpoint>>,
+    current: Mutex<Option<ServerAddr>>,
     /// When the next check of the master is due, in nanoseconds since `epoch`.
     next_check: AtomicU64,
     epoch: Instant,
@@ -34,7 +34,7 @@ impl Sentinels {
     /// The Sentinels at `sentinels` watching `master`, whose master is reached with
     /// `to_master` and checked again at most once per `every`.
     pub(super) fn new(
-        sentinels: Vec<Endpoint>,
+        sentinels: Vec<ServerAddr>,
         master: String,
         to_master: Dialer,
         every: Duration,
@@ -102,8 +102,8 @@ impl Sentinels {
     /// and the most recent view wins, since after a failover the Sentinels learn of the new
     /// master one after another, seconds apart: the latest configuration epoch, and within
     /// one epoch a Sentinel that is failing the master over (it names the promoted replica).
-    fn ask(&self, connect_timeout: Duration, io_timeout: Duration) -> RedisResult<Endpoint> {
-        let mut best: Option<((u64, bool), Endpoint)> = None;
+    fn ask(&self, connect_timeout: Duration, io_timeout: Duration) -> RedisResult<ServerAddr> {
+        let mut best: Option<((u64, bool), ServerAddr)> = None;
         let mut last_error = None;
         for sentinel in &self.sentinels {
             match self.ask_one(sentinel, connect_timeout, io_timeout) {
@@ -127,10 +127,10 @@ impl Sentinels {
     /// in one round trip.
     fn ask_one(
         &self,
-        sentinel: &Endpoint,
+        sentinel: &ServerAddr,
         connect_timeout: Duration,
         io_timeout: Duration,
-    ) -> RedisResult<((u64, bool), Endpoint)> {
+    ) -> RedisResult<((u64, bool), ServerAddr)> {
         let mut conn = self
             .to_sentinels
             .connect(sentinel, connect_timeout, io_timeout)?;
@@ -143,7 +143,7 @@ impl Sentinels {
             .arg(&self.master)
             .query(&mut conn)?;
         match (view(&fields), addr) {
-            (Some(view), Some((host, port))) => Ok((view, Endpoint::Tcp(host, port))),
+            (Some(view), Some((host, port))) => Ok((view, ServerAddr::Tcp(host, port))),
             _ => Err(RedisError::from((
                 ErrorKind::MasterNameNotFoundBySentinel,
                 "a Sentinel knows no master of the configured name",

@@ -15,17 +15,17 @@ const FORMS: &str = "redis[s]://[[user]:password@]host:port/db, \
 
 /// One Redis server's address.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Endpoint {
+pub(crate) enum ServerAddr {
     Tcp(String, u16),
     Unix(PathBuf),
 }
 
-impl fmt::Display for Endpoint {
+impl fmt::Display for ServerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Tcp(host, port) if host.contains(':') => write!(f, "[{host}]:{port}"),
-            Endpoint::Tcp(host, port) => write!(f, "{host}:{port}"),
-            Endpoint::Unix(path) => write!(f, "{}", path.display()),
+            ServerAddr::Tcp(host, port) if host.contains(':') => write!(f, "[{host}]:{port}"),
+            ServerAddr::Tcp(host, port) => write!(f, "{host}:{port}"),
+            ServerAddr::Unix(path) => write!(f, "{}", path.display()),
         }
     }
 }
@@ -35,14 +35,14 @@ impl fmt::Display for Endpoint {
 pub(crate) enum Topology {
     /// One Redis (or a name that always leads to the current primary, e.g. a managed
     /// service's endpoint).
-    Single(Endpoint),
+    Single(ServerAddr),
     /// The master that these Sentinels name `master`.
     Sentinel {
-        sentinels: Vec<Endpoint>,
+        sentinels: Vec<ServerAddr>,
         master: String,
     },
     /// A Redis Cluster, discovered from any of these nodes.
-    Cluster { seeds: Vec<Endpoint> },
+    Cluster { seeds: Vec<ServerAddr> },
 }
 
 /// A topology with the credentials, database and transport every data node is reached with.
@@ -57,7 +57,7 @@ pub(crate) struct Target {
 
 impl Target {
     /// One Redis at `endpoint`, plaintext, database 0, no credentials.
-    pub(crate) fn single(endpoint: Endpoint) -> Self {
+    pub(crate) fn single(endpoint: ServerAddr) -> Self {
         Self::of(Topology::Single(endpoint))
     }
 
@@ -78,7 +78,7 @@ impl Target {
             Topology::Cluster { .. } if self.db != 0 => {
                 Err("a Redis Cluster has only database 0".into())
             }
-            Topology::Single(Endpoint::Unix(_)) if self.tls => {
+            Topology::Single(ServerAddr::Unix(_)) if self.tls => {
                 Err("TLS is for TCP connections, not a unix socket".into())
             }
             _ => Ok(()),
@@ -92,12 +92,12 @@ impl fmt::Display for Target {
         let scheme = if self.tls { "rediss" } else { "redis" };
         let user = self.username.as_deref().map(|u| format!("{u}@"));
         let user = user.as_deref().unwrap_or("");
-        let list = |nodes: &[Endpoint]| {
+        let list = |nodes: &[ServerAddr]| {
             let shown: Vec<String> = nodes.iter().map(ToString::to_string).collect();
             shown.join(",")
         };
         match &self.topology {
-            Topology::Single(Endpoint::Unix(path)) => {
+            Topology::Single(ServerAddr::Unix(path)) => {
                 write!(f, "unix://{}?db={}", path.display(), self.db)
             }
             Topology::Single(endpoint) => write!(f, "{scheme}://{user}{endpoint}/{}", self.db),
@@ -165,7 +165,7 @@ fn parse_single(url: &str) -> Result<Target, String> {
             .map_or_else(|| error.to_string(), |_| error.category().to_owned())
     })?;
     let (endpoint, tls) = match info.addr() {
-        ConnectionAddr::Tcp(host, port) => (Endpoint::Tcp(host.clone(), *port), false),
+        ConnectionAddr::Tcp(host, port) => (ServerAddr::Tcp(host.clone(), *port), false),
         ConnectionAddr::TcpTls { insecure: true, .. } => {
             return Err(
                 "#insecure is not supported: server certificates are always verified \
@@ -173,8 +173,8 @@ fn parse_single(url: &str) -> Result<Target, String> {
                     .into(),
             );
         }
-        ConnectionAddr::TcpTls { host, port, .. } => (Endpoint::Tcp(host.clone(), *port), true),
-        ConnectionAddr::Unix(path) => (Endpoint::Unix(path.clone()), false),
+        ConnectionAddr::TcpTls { host, port, .. } => (ServerAddr::Tcp(host.clone(), *port), true),
+        ConnectionAddr::Unix(path) => (ServerAddr::Unix(path.clone()), false),
         _ => return Err("unsupported address".into()),
     };
     let redis = info.redis_settings();
@@ -201,7 +201,7 @@ fn parse_multi(rest: &str, sentinel: bool) -> Result<Target, String> {
     };
     let nodes = hosts
         .split(',')
-        .map(|node| parse_host_port(node, default_port).map(|(h, p)| Endpoint::Tcp(h, p)))
+        .map(|node| parse_host_port(node, default_port).map(|(h, p)| ServerAddr::Tcp(h, p)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|reason| format!("a host: {reason}"))?;
     let mut target = with_path(nodes, path, sentinel)?;
@@ -210,7 +210,7 @@ fn parse_multi(rest: &str, sentinel: bool) -> Result<Target, String> {
 }
 
 /// The topology of `nodes` with what `path` names: the master (Sentinels) and the database.
-fn with_path(nodes: Vec<Endpoint>, path: &str, sentinel: bool) -> Result<Target, String> {
+fn with_path(nodes: Vec<ServerAddr>, path: &str, sentinel: bool) -> Result<Target, String> {
     let mut path = path.trim_end_matches('/').split('/');
     let topology = if sentinel {
         let master = path.next().filter(|m| !m.is_empty());
@@ -300,7 +300,7 @@ mod tests {
         let single = parse("rediss://app:pw@cache.internal:6380/2");
         assert_eq!(
             single.topology,
-            Topology::Single(Endpoint::Tcp("cache.internal".into(), 6380))
+            Topology::Single(ServerAddr::Tcp("cache.internal".into(), 6380))
         );
         assert!(single.tls);
         assert_eq!(single.to_string(), "rediss://app@cache.internal:6380/2");
@@ -310,8 +310,8 @@ mod tests {
             panic!("{:?}", sentinel.topology);
         };
         assert_eq!(master, "my master");
-        assert_eq!(sentinels[0], Endpoint::Tcp("s1".into(), 26379));
-        assert_eq!(sentinels[2], Endpoint::Tcp("::1".into(), 1));
+        assert_eq!(sentinels[0], ServerAddr::Tcp("s1".into(), 26379));
+        assert_eq!(sentinels[2], ServerAddr::Tcp("::1".into(), 1));
         assert_eq!(
             (sentinel.password.as_deref(), sentinel.db),
             (Some("p@ss"), 3)
@@ -327,8 +327,8 @@ mod tests {
             cluster.topology,
             Topology::Cluster {
                 seeds: vec![
-                    Endpoint::Tcp("n1".into(), 7000),
-                    Endpoint::Tcp("n2".into(), 6379)
+                    ServerAddr::Tcp("n1".into(), 7000),
+                    ServerAddr::Tcp("n2".into(), 6379)
                 ]
             }
         );
