@@ -7,6 +7,13 @@
 #[path = "report/failing.rs"]
 mod failing;
 mod support;
+// The tests' helpers that start TLS servers and clusters, for the Redis rows.
+#[cfg(feature = "redis")]
+#[path = "report/redis_rows.rs"]
+mod redis_rows;
+#[cfg(feature = "redis")]
+#[path = "../tests/it/support/mod.rs"]
+mod test_support;
 
 use miso_client::{Endpoint, MemoryStorage, Storage};
 use std::hint::black_box;
@@ -195,53 +202,7 @@ fn two_threads(scale: &Scale) -> Row {
 
 #[cfg(feature = "redis")]
 fn redis_hit(scale: &Scale) -> Vec<Row> {
-    use miso_client::RedisStorage;
-    let url = "redis://127.0.0.1:6379/0";
-    let Ok(pool) = r2d2::Pool::builder()
-        .max_size(4)
-        // A bare GET: no PING on checkout (r2d2's default would double the round trips).
-        .test_on_check_out(false)
-        .connection_timeout(Duration::from_secs(1))
-        .build(redis::Client::open(url).expect("url"))
-    else {
-        return vec![Row {
-            measure: "`has_role` hit, RedisStorage on loopback".into(),
-            result: "not measured: no Redis on 127.0.0.1:6379".into(),
-            reference: "—".into(),
-            target: "≤ 1.3×".into(),
-            met: None,
-        }];
-    };
-    let (fake, tokens) = support::fake_with_users(1);
-    let storage = RedisStorage::builder(url).build().unwrap();
-    let client = support::client_for(&fake)
-        .storage(storage)
-        .key_prefix("miso-bench:report:")
-        .build()
-        .unwrap();
-    let token = &tokens[0];
-    assert!(client.has_role(token, "reader").unwrap());
-    let key = &format!("miso-bench:report:{}:roles:user-0", fake.client_id());
-    let (ours, theirs) = side_by_side(
-        scale,
-        || assert!(client.has_role(black_box(token), "reader").unwrap()),
-        || {
-            let mut conn = pool.get().unwrap();
-            let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(&mut *conn).unwrap();
-            assert!(value.is_some());
-        },
-    );
-    let ratio = ours / theirs;
-    vec![Row {
-        measure: "`has_role` hit, RedisStorage on loopback (one `MGET`)".into(),
-        result: format!("{:.1} µs", ours / 1e3),
-        reference: format!(
-            "one raw `GET` on a pooled redis connection: {:.1} µs",
-            theirs / 1e3
-        ),
-        target: format!("≤ 1.3× (measured {ratio:.2}×)"),
-        met: Some(ratio <= 1.3),
-    }]
+    redis_rows::rows(scale)
 }
 
 #[cfg(not(feature = "redis"))]

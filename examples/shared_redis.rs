@@ -2,13 +2,18 @@
 //! out, the other sees it on its very next check, with no per-process copy left behind.
 //!
 //! The example starts a fake controller, configures itself from the same variables the
-//! official SDKs read (`MISO_CONTROLLER_URL`, `MISO_CLIENTID`, `MISO_CLIENTSECRET`,
-//! `REDIS_URL`, `REDIS_KEY_PREFIX`), and starts a second copy of itself as the peer process
-//! with that environment (`MisoClient::from_env()`). Needs a Redis: `REDIS_URL` if set, else
-//! `redis://127.0.0.1:6379/0`.
+//! official SDKs read (`MISO_CONTROLLER_URL`, `MISO_CLIENTID`, `MISO_CLIENTSECRET`, the
+//! `REDIS_*` variables, `REDIS_KEY_PREFIX`), and starts a second copy of itself as the peer
+//! process with that environment (`MisoClient::from_env()`). Needs a Redis, in any topology
+//! the crate supports, named by the `REDIS_*` variables of this process (all of them are
+//! passed on); with none, `redis://127.0.0.1:6379/0`.
 //!
 //! ```text
 //! cargo run --example shared_redis
+//! REDIS_URL=rediss://cache.internal:6380 REDIS_TLS_CA_FILE=ca.pem cargo run --example shared_redis
+//! REDIS_URL=redis+sentinel://127.0.0.1:26379/mymaster cargo run --example shared_redis
+//! REDIS_SENTINELS=127.0.0.1:26379 REDIS_SENTINEL_MASTER=mymaster cargo run --example shared_redis
+//! REDIS_CLUSTER_NODES=127.0.0.1:7000,127.0.0.1:7001 cargo run --example shared_redis
 //! ```
 
 use miso_client::testing::FakeController;
@@ -28,22 +33,37 @@ fn main() -> Result {
     fake.set_roles("alice", &["admin"]);
     let token = fake.mint_token("alice", Duration::from_secs(3600));
 
-    let redis_url =
-        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
+    // Every REDIS_* variable of this process, whichever topology it names.
+    let mut env: HashMap<String, String> = std::env::vars()
+        .filter(|(name, _)| name.starts_with("REDIS_"))
+        .collect();
+    let named = [
+        "REDIS_URL",
+        "REDIS_SENTINELS",
+        "REDIS_CLUSTER_NODES",
+        "REDIS_HOST",
+    ];
+    if !named.iter().any(|name| env.contains_key(*name)) {
+        env.insert("REDIS_URL".into(), "redis://127.0.0.1:6379/0".into());
+    }
     // A prefix of our own, so that runs never read each other's entries.
     let prefix = format!("miso:example-{}:", std::process::id());
-    let env: HashMap<&str, String> = HashMap::from([
-        ("MISO_CONTROLLER_URL", fake.url()),
-        ("MISO_CLIENTID", fake.client_id().to_owned()),
-        ("MISO_CLIENTSECRET", fake.client_secret().to_owned()),
-        ("REDIS_URL", redis_url.clone()),
-        ("REDIS_KEY_PREFIX", prefix.clone()),
-    ]);
+    env.insert("REDIS_KEY_PREFIX".into(), prefix.clone());
+    env.insert("MISO_CONTROLLER_URL".into(), fake.url());
+    env.insert("MISO_CLIENTID".into(), fake.client_id().to_owned());
+    env.insert("MISO_CLIENTSECRET".into(), fake.client_secret().to_owned());
     let config = Config::from_env_with(|name| env.get(name).cloned())?;
     let client = MisoClient::from_config(config)?;
+    let mut names: Vec<&str> = env
+        .keys()
+        .map(String::as_str)
+        .filter(|n| n.starts_with("REDIS_"))
+        .collect();
+    names.sort_unstable();
     println!(
-        "fake controller at {}, Redis at {redis_url}, key prefix {prefix}",
-        fake.url()
+        "fake controller at {}, Redis from {}, key prefix {prefix}",
+        fake.url(),
+        names.join(", ")
     );
 
     let admin = client.has_role(&token, "admin")?;
@@ -53,7 +73,9 @@ fn main() -> Result {
         .storage_errors
         > 0
     {
-        eprintln!("Redis at {redis_url} is not reachable: start one, or set REDIS_URL");
+        eprintln!(
+            "Redis is not reachable: start one, or set REDIS_URL (or the other REDIS_* variables)"
+        );
         std::process::exit(1);
     }
     println!(

@@ -67,8 +67,12 @@
 //! | `MISO_CLIENTSECRET` or `MISO_CLIENT_SECRET` | client secret | required |
 //! | `MISO_CLIENT_TOKEN_URI` | client-token issuer path | `/api/v1/auth/token` |
 //! | `MISO_API_KEY` or `API_KEY` | test-only bypass token | none |
-//! | `REDIS_URL` | Redis URL; selects [`RedisStorage`] | none: [`MemoryStorage`] |
-//! | `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, `REDIS_DB` | Redis, as the SDKs read it | none, 6379, none, 0 |
+//! | `REDIS_URL` | Redis URL, any [topology](#redis-topologies); selects [`RedisStorage`] | none: [`MemoryStorage`] |
+//! | `REDIS_HOST`, `REDIS_PORT` | one Redis, as the SDKs read it | none, 6379 |
+//! | `REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER` | Sentinels (`host:port,…`) and the master's name | none |
+//! | `REDIS_CLUSTER_NODES` | some nodes of a Redis Cluster (`host:port,…`) | none |
+//! | `REDIS_USERNAME`, `REDIS_PASSWORD`, `REDIS_DB`, `REDIS_TLS` | with the three above: ACL user, password, database, TLS | none, none, 0, false |
+//! | `REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE` | PEM files: the servers' CA, a client certificate and key | webpki roots, none |
 //! | `REDIS_KEY_PREFIX` | key prefix, before the client id (with Redis) | `miso:` |
 //!
 //! Where two names mean the same, the first listed wins. A missing or malformed value is an
@@ -185,6 +189,30 @@
 //!   cool-down instead of each waiting out a timeout.
 //! - [`NoopStorage`]: caches nothing.
 //! - Your own: implement the object-safe [`Storage`] trait.
+//!
+//! ## Redis topologies
+//!
+//! One URL (or one set of variables) names any of them; `RedisStorage::builder(url)`,
+//! [`MisoClient::from_env`], [`Config::from_env_with`] and a deserialized [`Config`] all
+//! accept every form. The timeouts, the outage breaker with its cool-down and the fallback
+//! behave the same on each. Every row was tested against real servers that the tests start
+//! themselves (`redis-server` 7, `redis-cli`, `openssl`):
+//!
+//! | topology | URL | variables | tested |
+//! |---|---|---|---|
+//! | one Redis | `redis://[[user]:password@]host[:port][/db]` | `REDIS_HOST`, `REDIS_PORT` | the caching suite; outages: a kill, a restart, a frozen server (`SIGSTOP`), a listener that never answers |
+//! | TLS (rustls) | `rediss://…` | the other forms with `REDIS_TLS=true`; `REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE` | `redis-server --port 0 --tls-port …` with a CA made by `openssl`: the caching suite and every outage test over TLS; a certificate from another CA refused; a plaintext client against the TLS port; mutual TLS; an ACL user limited to `~{prefix}*` keys (no denial in `ACL LOG`); a wrong password |
+//! | Sentinel | `redis+sentinel://host[:port],…/master[/db]` | `REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER` | a master, a replica and three Sentinels: `SENTINEL FAILOVER`, and the master killed, each while 8 threads call `has_role` |
+//! | Cluster | `redis+cluster://host[:port],…` | `REDIS_CLUSTER_NODES` | a 3-master cluster (`redis-cli --cluster create`): the caching suite, two clients' invalidation, a slot migration (`ASK`, then `MOVED`) while 8 threads call `has_role` |
+//!
+//! `rediss+sentinel://` and `rediss+cluster://` reach every node over TLS. The user and
+//! password are the data nodes' (`redis://app:secret@…` or `REDIS_USERNAME` authenticates as
+//! an ACL user); Sentinels are asked without credentials. Certificates are always verified
+//! (against the webpki roots, or `REDIS_TLS_CA_FILE`): there is no switch to skip that, and
+//! `rediss://…#insecure` is refused. With Sentinels, a failover moves the writes to the new
+//! master within two cool-downs. In a cluster, a role check reads the validation entry and
+//! the roles entry with one pipeline per master holding one of them (one `MGET` cannot span
+//! slots): one round trip when both sit on one master, two otherwise.
 //!
 //! ```
 //! use miso_client::{MemoryStorage, MisoClient};
@@ -384,7 +412,10 @@
 //!
 //! # Features
 //!
-//! - `redis` (default): [`RedisStorage`], and `REDIS_*` configuration.
+//! - `redis` (default): [`RedisStorage`] on one Redis, Sentinel or a Redis Cluster, and
+//!   `REDIS_*` configuration.
+//! - `redis-tls` (default): `rediss://`, Redis over TLS through rustls (adds two small crates
+//!   to `redis` + `rustls`; without it a TLS setting is a configuration error).
 //! - `rustls` (default): `https://` controller URLs.
 //! - `testing`: [`testing::FakeController`].
 //! - `cli`: the `miso` command-line tool (and `miso fake`, with `testing` too).
@@ -484,8 +515,8 @@ pub use kind::{AnswerKind, MAX_TTL};
 pub use models::UserInfo;
 pub use stats::{CacheStats, KindStats};
 pub use storage::{
-    DEFAULT_MAX_ENTRIES, DEFAULT_REDIS_PORT, MemoryStorage, MemoryStorageBuilder, NoopStorage,
-    RedisConfig, Storage,
+    DEFAULT_CLUSTER_PORT, DEFAULT_MAX_ENTRIES, DEFAULT_REDIS_PORT, DEFAULT_SENTINEL_PORT,
+    MemoryStorage, MemoryStorageBuilder, NoopStorage, RedisConfig, Storage,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

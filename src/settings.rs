@@ -96,6 +96,40 @@ impl Setting<'_> {
             .ok_or_else(|| format!("{} must be {what}", self.name))
     }
 
+    /// The value as a list: an environment variable's comma-separated items, or a config
+    /// file's array of strings (or one comma-separated string). Items are trimmed; an empty
+    /// item is an error.
+    pub(crate) fn list(self) -> Result<Vec<String>, String> {
+        let name = self.name.clone();
+        let items: Vec<String> = match self.raw {
+            Raw::Json(Value::Array(items)) => items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or_else(|| format!("{name} must be a list of strings"))?,
+            _ => self.string()?.split(',').map(str::to_owned).collect(),
+        };
+        let items: Vec<String> = items.iter().map(|item| item.trim().to_owned()).collect();
+        if items.is_empty() || items.iter().any(String::is_empty) {
+            return Err(format!("{name} has an empty item"));
+        }
+        Ok(items)
+    }
+
+    /// The value as a yes/no: `true`/`false`, `1`/`0` or `yes`/`no` (any case) in the
+    /// environment, a boolean in a config file.
+    pub(crate) fn boolean(self) -> Result<bool, String> {
+        let answer = match &self.raw {
+            Raw::Text(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Some(true),
+                "false" | "0" | "no" => Some(false),
+                _ => None,
+            },
+            Raw::Json(value) => value.as_bool(),
+        };
+        answer.ok_or_else(|| format!("{} must be true or false", self.name))
+    }
+
     /// The value as a number of seconds, fractions allowed.
     pub(crate) fn seconds(self) -> Result<Duration, String> {
         let secs = match &self.raw {
@@ -136,6 +170,11 @@ pub(crate) trait Source {
         found
             .map(|setting| setting.integer(range, what))
             .transpose()
+    }
+
+    /// See [`Setting::boolean`].
+    fn boolean<'f>(&self, field: impl Into<Field<'f>>) -> Result<Option<bool>, String> {
+        self.find(field).map(Setting::boolean).transpose()
     }
 
     /// See [`Setting::seconds`].
@@ -296,6 +335,41 @@ mod tests {
         assert_eq!(section.seconds(field), Ok(Some(Duration::from_secs(2))));
         let nan = env(&[("TTL", "NaN")]);
         assert!(nan.seconds(field).is_err());
+    }
+
+    #[test]
+    fn lists_and_booleans_from_both_sources() {
+        let field = Field {
+            env: &["NODES"],
+            keys: &["nodes"],
+        };
+        let vars = env(&[("NODES", " a:1, b "), ("YES", "True"), ("BAD", "a,,b")]);
+        assert_eq!(
+            vars.find(field).unwrap().list(),
+            Ok(vec!["a:1".into(), "b".into()])
+        );
+        let yes = Field {
+            env: &["YES"],
+            keys: &["yes"],
+        };
+        assert_eq!(vars.boolean(yes), Ok(Some(true)));
+        let bad = Field {
+            env: &["BAD"],
+            keys: &[],
+        };
+        assert_eq!(
+            vars.find(bad).unwrap().list(),
+            Err("BAD has an empty item".into())
+        );
+        let map = object(json!({"nodes": ["a", "b:2"], "yes": false, "n": [1], "s": "x, y"}));
+        let section = Section::new(&map, "redis.");
+        let list = |field: Field<'_>| section.find(field).unwrap().list();
+        assert_eq!(list(field), Ok(vec!["a".into(), "b:2".into()]));
+        assert_eq!(list((&["s"]).into()), Ok(vec!["x".into(), "y".into()]));
+        assert_eq!(section.boolean(yes), Ok(Some(false)));
+        let error = list((&["n"]).into()).unwrap_err();
+        assert_eq!(error, "redis.n must be a list of strings");
+        assert!(section.boolean(&["s"]).is_err());
     }
 
     #[test]

@@ -78,7 +78,7 @@ impl Reference {
     }
 }
 
-fn hex_sha256(token: &str) -> String {
+pub fn hex_sha256(token: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(token.as_bytes());
     let mut out = String::with_capacity(64);

@@ -13,7 +13,9 @@ mod redis_config;
 pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStorage, MemoryStorageBuilder};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStorage, RedisStorageBuilder};
-pub use redis_config::{DEFAULT_REDIS_PORT, RedisConfig};
+pub use redis_config::{
+    DEFAULT_CLUSTER_PORT, DEFAULT_REDIS_PORT, DEFAULT_SENTINEL_PORT, RedisConfig,
+};
 
 /// A key–value store for cache entries, shared by every thread of a client.
 ///

@@ -4,9 +4,10 @@
 //! reported as `SKIPPED: <name>` elsewhere.
 #![cfg(feature = "redis")]
 
+use crate::support::redis::shared_or_skip as shared_redis_or_skip;
 use crate::support::redis::{
-    SilentListener, cleanup, free_port, own_redis_or_skip, raw, redis_url_or_skip, unique_prefix,
-    wait_until,
+    Backdoor, Flavor, RedisServer, Shared, SilentListener, cleanup, free_port, own_redis_or_skip,
+    own_server_or_skip, raw, redis_url_or_skip, unique_prefix, wait_until,
 };
 use miso_client::{MemoryStorage, RedisStorage, Storage};
 use std::sync::{Mutex, OnceLock};
@@ -20,6 +21,45 @@ fn storage(url: &str) -> RedisStorage {
         .build()
         .expect("valid settings")
 }
+
+/// A storage on a test's own server, plaintext or TLS.
+fn storage_on(server: &RedisServer) -> RedisStorage {
+    server
+        .storage_builder()
+        .cooldown(COOLDOWN)
+        .build()
+        .expect("valid settings")
+}
+
+/// Each outage test runs against a plaintext server and a TLS-only one (`--port 0
+/// --tls-port …`): the timeouts, the breaker and its cool-down must behave the same.
+macro_rules! over_tcp_and_tls {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            #[test]
+            fn tcp() {
+                super::$test(false)
+            }
+            #[test]
+            fn tls() {
+                super::$test(true)
+            }
+        }
+    )*};
+}
+
+over_tcp_and_tls!(
+    outage_costs_one_connection_attempt_per_cooldown_not_per_call,
+    redis_is_used_again_after_a_restart,
+    a_restart_while_idle_costs_no_outage,
+    a_frozen_redis_costs_at_most_the_timeout_and_never_mixes_up_replies,
+    a_listener_that_never_answers_costs_at_most_the_timeout,
+    delete_during_an_outage_is_an_error,
+    the_fallback_answers_during_an_outage_and_is_emptied_after,
+    one_warning_per_outage_and_one_notice_per_recovery,
+    answers_stay_right_through_an_outage_and_redis_is_written_again_after_it,
+    with_a_fallback_controller_calls_stay_minimal_during_an_outage,
+);
 
 /// Deletes a test's keys even when an assertion fails first.
 struct Cleanup {
@@ -246,14 +286,14 @@ fn building_never_connects_even_to_a_dead_redis() {
 
 // ---- outages ----
 
-#[test]
-fn outage_costs_one_connection_attempt_per_cooldown_not_per_call() {
-    let Some(mut server) =
-        own_redis_or_skip("outage_costs_one_connection_attempt_per_cooldown_not_per_call")
-    else {
+fn outage_costs_one_connection_attempt_per_cooldown_not_per_call(tls: bool) {
+    let Some(mut server) = own_server_or_skip(
+        "outage_costs_one_connection_attempt_per_cooldown_not_per_call",
+        tls,
+    ) else {
         return;
     };
-    let s = storage(&server.url());
+    let s = storage_on(&server);
     s.set("k", b"v", Duration::from_secs(60)).unwrap();
     server.kill();
 
@@ -287,12 +327,11 @@ fn outage_costs_one_connection_attempt_per_cooldown_not_per_call() {
     assert!(!s.is_available());
 }
 
-#[test]
-fn redis_is_used_again_after_a_restart() {
-    let Some(mut server) = own_redis_or_skip("redis_is_used_again_after_a_restart") else {
+fn redis_is_used_again_after_a_restart(tls: bool) {
+    let Some(mut server) = own_server_or_skip("redis_is_used_again_after_a_restart", tls) else {
         return;
     };
-    let s = storage(&server.url());
+    let s = storage_on(&server);
     s.set("before", b"1", Duration::from_secs(60)).unwrap();
     server.kill();
     assert!(s.get("before").is_err());
@@ -306,7 +345,7 @@ fn redis_is_used_again_after_a_restart() {
         "writes resume after the restart"
     );
     assert!(s.is_available());
-    let mut conn = raw(&server.url());
+    let mut conn = server.connection();
     let stored: Option<Vec<u8>> = redis::cmd("GET").arg("after").query(&mut conn).unwrap();
     assert_eq!(
         stored.as_deref(),
@@ -322,12 +361,12 @@ fn redis_is_used_again_after_a_restart() {
     assert_eq!(s.outages(), 1);
 }
 
-#[test]
-fn a_restart_while_idle_costs_no_outage() {
-    let Some(mut server) = own_redis_or_skip("a_restart_while_idle_costs_no_outage") else {
+fn a_restart_while_idle_costs_no_outage(tls: bool) {
+    let Some(mut server) = own_server_or_skip("a_restart_while_idle_costs_no_outage", tls) else {
         return;
     };
-    let s = RedisStorage::builder(&server.url())
+    let s = server
+        .storage_builder()
         .cooldown(Duration::from_secs(60))
         .build()
         .unwrap();
@@ -356,14 +395,14 @@ fn a_restart_while_idle_costs_no_outage() {
     assert_eq!(s.outages(), 0, "dead idle connections are not an outage");
 }
 
-#[test]
-fn a_frozen_redis_costs_at_most_the_timeout_and_never_mixes_up_replies() {
-    let Some(server) =
-        own_redis_or_skip("a_frozen_redis_costs_at_most_the_timeout_and_never_mixes_up_replies")
-    else {
+fn a_frozen_redis_costs_at_most_the_timeout_and_never_mixes_up_replies(tls: bool) {
+    let Some(server) = own_server_or_skip(
+        "a_frozen_redis_costs_at_most_the_timeout_and_never_mixes_up_replies",
+        tls,
+    ) else {
         return;
     };
-    let s = storage(&server.url());
+    let s = storage_on(&server);
     s.set("k1", b"v1", Duration::from_secs(60)).unwrap();
     s.set("k2", b"v2", Duration::from_secs(60)).unwrap();
     server.freeze();
@@ -391,10 +430,15 @@ fn a_frozen_redis_costs_at_most_the_timeout_and_never_mixes_up_replies() {
     }
 }
 
-#[test]
-fn a_listener_that_never_answers_costs_at_most_the_timeout() {
+fn a_listener_that_never_answers_costs_at_most_the_timeout(tls: bool) {
     let silent = SilentListener::start();
-    let s = RedisStorage::builder(&silent.url())
+    // Over TLS the handshake is what never gets an answer.
+    let url = if tls {
+        silent.url().replacen("redis://", "rediss://", 1)
+    } else {
+        silent.url()
+    };
+    let s = RedisStorage::builder(&url)
         .connect_timeout(Duration::from_millis(200))
         .io_timeout(Duration::from_millis(200))
         .pool_wait(Duration::from_millis(200))
@@ -421,12 +465,11 @@ fn a_listener_that_never_answers_costs_at_most_the_timeout() {
     );
 }
 
-#[test]
-fn delete_during_an_outage_is_an_error() {
-    let Some(mut server) = own_redis_or_skip("delete_during_an_outage_is_an_error") else {
+fn delete_during_an_outage_is_an_error(tls: bool) {
+    let Some(mut server) = own_server_or_skip("delete_during_an_outage_is_an_error", tls) else {
         return;
     };
-    let s = storage(&server.url());
+    let s = storage_on(&server);
     s.set("k", b"v", Duration::from_secs(60)).unwrap();
     server.kill();
     assert!(s.delete("k").is_err(), "first failure");
@@ -435,15 +478,16 @@ fn delete_during_an_outage_is_an_error() {
 
 // ---- fallback ----
 
-#[test]
-fn the_fallback_answers_during_an_outage_and_is_emptied_after() {
-    let Some(mut server) =
-        own_redis_or_skip("the_fallback_answers_during_an_outage_and_is_emptied_after")
-    else {
+fn the_fallback_answers_during_an_outage_and_is_emptied_after(tls: bool) {
+    let Some(mut server) = own_server_or_skip(
+        "the_fallback_answers_during_an_outage_and_is_emptied_after",
+        tls,
+    ) else {
         return;
     };
     let fallback = MemoryStorage::builder().max_entries(100).build();
-    let s = RedisStorage::builder(&server.url())
+    let s = server
+        .storage_builder()
         .cooldown(COOLDOWN)
         .fallback(fallback.clone())
         .build()
@@ -528,15 +572,15 @@ fn lines(level: log::Level, containing: &str) -> usize {
         .count()
 }
 
-#[test]
-fn one_warning_per_outage_and_one_notice_per_recovery() {
-    let Some(mut server) = own_redis_or_skip("one_warning_per_outage_and_one_notice_per_recovery")
+fn one_warning_per_outage_and_one_notice_per_recovery(tls: bool) {
+    let Some(mut server) =
+        own_server_or_skip("one_warning_per_outage_and_one_notice_per_recovery", tls)
     else {
         return;
     };
     captured();
     let addr = server.addr();
-    let s = storage(&server.url());
+    let s = storage_on(&server);
     s.set("k", b"v", Duration::from_secs(60)).unwrap();
     for outage in 1..=2 {
         server.kill();
@@ -737,18 +781,61 @@ fn redis_get(conn: &mut redis::Connection, key: &str) -> Option<Vec<u8>> {
     redis::cmd("GET").arg(key).query(conn).expect("GET")
 }
 
-#[test]
-fn a_second_client_on_the_same_redis_gets_a_hit() {
-    let Some(url) = redis_url_or_skip("a_second_client_on_the_same_redis_gets_a_hit") else {
+/// A storage on the process's shared Redis of `flavor`, a fresh world, and the guard that
+/// deletes the world's keys (on every master).
+fn shared_world(test: &str, flavor: Flavor) -> Option<(Shared, World, impl Drop)> {
+    let shared = shared_redis_or_skip(test, flavor)?;
+    let world = World::new(test);
+    let guard = DeletePrefix(shared.backdoor.clone(), world.prefix.clone());
+    Some((shared, world, guard))
+}
+
+struct DeletePrefix(Backdoor, String);
+
+impl Drop for DeletePrefix {
+    fn drop(&mut self) {
+        self.0.delete_prefix(&self.1);
+    }
+}
+
+fn on(shared: &Shared) -> RedisStorage {
+    shared.storage_builder().cooldown(COOLDOWN).build().unwrap()
+}
+
+/// The two-clients tests run over one Redis, a TLS-only one and a 3-master cluster.
+macro_rules! over_each_topology {
+    ($($test:ident),* $(,)?) => {$(
+        mod $test {
+            use crate::support::redis::Flavor;
+            #[test]
+            fn plain() {
+                super::$test(Flavor::Plain)
+            }
+            #[test]
+            #[cfg(feature = "redis-tls")]
+            fn tls() {
+                super::$test(Flavor::Tls)
+            }
+            #[test]
+            fn cluster() {
+                super::$test(Flavor::Cluster)
+            }
+        }
+    )*};
+}
+
+over_each_topology!(
+    a_second_client_on_the_same_redis_gets_a_hit,
+    logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once,
+);
+
+fn a_second_client_on_the_same_redis_gets_a_hit(flavor: Flavor) {
+    let test = "a_second_client_on_the_same_redis_gets_a_hit";
+    let Some((shared, w, _guard)) = shared_world(test, flavor) else {
         return;
     };
-    let w = World::new("a_second_client_on_the_same_redis_gets_a_hit");
-    let _guard = Cleanup {
-        url: url.clone(),
-        prefix: w.prefix.clone(),
-    };
     // Two processes: two clients, each with its own storage (own pool), one Redis.
-    let (a, b) = (w.client(&storage(&url)), w.client(&storage(&url)));
+    let (a, b) = (w.client(&on(&shared)), w.client(&on(&shared)));
     let token = w.fake.mint_token("alice", HOUR);
     w.fake.set_roles("alice", &["admin"]);
 
@@ -767,13 +854,12 @@ fn a_second_client_on_the_same_redis_gets_a_hit() {
     assert_eq!(stats.of(miso_client::AnswerKind::Roles).misses, 0);
 }
 
-#[test]
-fn logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once() {
+fn logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once(flavor: Flavor) {
     let test = "logout_and_clear_user_cache_in_one_client_are_seen_by_the_other_at_once";
-    let Some((url, w, _guard)) = World::start(test) else {
+    let Some((shared, w, _guard)) = shared_world(test, flavor) else {
         return;
     };
-    let (a, b) = (w.client(&storage(&url)), w.client(&storage(&url)));
+    let (a, b) = (w.client(&on(&shared)), w.client(&on(&shared)));
     let token = w.fake.mint_token("bob", HOUR);
     w.fake.set_roles("bob", &["reader"]);
 
@@ -907,14 +993,13 @@ fn junk_in_redis_is_a_miss_refetched_and_overwritten() {
     }
 }
 
-#[test]
-fn answers_stay_right_through_an_outage_and_redis_is_written_again_after_it() {
+fn answers_stay_right_through_an_outage_and_redis_is_written_again_after_it(tls: bool) {
     let test = "answers_stay_right_through_an_outage_and_redis_is_written_again_after_it";
-    let Some(mut server) = own_redis_or_skip(test) else {
+    let Some(mut server) = own_server_or_skip(test, tls) else {
         return;
     };
     let w = World::new(test);
-    let redis = storage(&server.url());
+    let redis = storage_on(&server);
     let client = w.client(&redis);
     let token = w.fake.mint_token("erin", HOUR);
     w.fake.set_roles("erin", &["admin"]);
@@ -946,7 +1031,7 @@ fn answers_stay_right_through_an_outage_and_redis_is_written_again_after_it() {
     assert!(
         wait_until(Duration::from_secs(5), || {
             client.has_role(&token, "admin").unwrap();
-            let conn = conn.get_or_insert_with(|| raw(&server.url()));
+            let conn = conn.get_or_insert_with(|| server.connection());
             redis_get(conn, &w.key("roles", "erin")).is_some()
                 && redis_get(conn, &w.validation_key(&token)).is_some()
         }),
@@ -957,10 +1042,9 @@ fn answers_stay_right_through_an_outage_and_redis_is_written_again_after_it() {
     assert_eq!(w.calls(), calls, "and reads from it");
 }
 
-#[test]
-fn with_a_fallback_controller_calls_stay_minimal_during_an_outage() {
+fn with_a_fallback_controller_calls_stay_minimal_during_an_outage(tls: bool) {
     let test = "with_a_fallback_controller_calls_stay_minimal_during_an_outage";
-    let Some(mut server) = own_redis_or_skip(test) else {
+    let Some(mut server) = own_server_or_skip(test, tls) else {
         return;
     };
     let w = World::new(test);
@@ -968,7 +1052,8 @@ fn with_a_fallback_controller_calls_stay_minimal_during_an_outage() {
         .max_entries(1_000)
         .clock(w.clock.clone())
         .build();
-    let redis = RedisStorage::builder(&server.url())
+    let redis = server
+        .storage_builder()
         .cooldown(COOLDOWN)
         .fallback(fallback.clone())
         .build()

@@ -23,9 +23,17 @@ pub(super) fn is_outage(error: &RedisError) -> bool {
                 | ServerErrorKind::MasterDown
                 | ServerErrorKind::ClusterDown
                 | ServerErrorKind::TryAgain
+                | ServerErrorKind::ReadOnly
         ),
         _ => error.is_timeout() || error.is_connection_dropped(),
     }
+}
+
+/// Whether the server is no longer the master (`READONLY`: a failover demoted it, or the
+/// name we connected to now leads elsewhere): its connections must go, and writes and
+/// invalidations cannot be made there.
+pub(super) fn is_demoted(error: &RedisError) -> bool {
+    error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
 }
 
 /// Whether a call may use Redis now.

@@ -1,15 +1,209 @@
 //! [`RedisStorageBuilder`]: the settings of a [`RedisStorage`], checked when it is built.
 
 use super::breaker::Health;
-use super::manager::Manager;
-use super::url::{debug_target, describe_target, parse_url};
+use super::cluster::Cluster;
+use super::dial::{Dialer, TlsFiles};
+use super::manager::Dest;
+use super::nodes::{NodeMaker, Nodes};
+use super::sentinel::Sentinels;
+use super::target::{ServerAddr, Target, Topology, debug_target, parse_url};
 use super::{Inner, RedisStorage};
 use crate::error::{Error, Result};
+use crate::storage::redis_config::{DEFAULT_CLUSTER_PORT, DEFAULT_SENTINEL_PORT, parse_host_port};
 use crate::storage::{MemoryStorage, RedisConfig};
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+impl RedisStorage {
+    /// A builder for the Redis at `url`, in any of these forms:
+    ///
+    /// | topology | URL |
+    /// |---|---|
+    /// | one Redis | `redis://[[user]:password@]host[:port][/db]` (also `unix:///path/to/redis.sock`) |
+    /// | one Redis over TLS | `rediss://[[user]:password@]host[:port][/db]` |
+    /// | Sentinel | `redis+sentinel://[[user]:password@]host[:port],host[:port],…/master-name[/db]` |
+    /// | Cluster | `redis+cluster://[[user]:password@]host[:port],host[:port],…` |
+    ///
+    /// Ports default to 6379 (26379 for Sentinels), the database to 0. `rediss+sentinel://`
+    /// and `rediss+cluster://` reach every node (Sentinels included) over TLS. The user and
+    /// password are the data nodes' (an ACL user, or only a password); Sentinels are asked
+    /// without credentials. A malformed URL is reported by
+    /// [`build`](RedisStorageBuilder::build), and so is `rediss://…#insecure`: certificates
+    /// are always verified.
+    pub fn builder(url: &str) -> RedisStorageBuilder {
+        RedisStorageBuilder::new(parse_url(url, "the Redis url"))
+    }
+
+    /// A builder for the master that the Sentinels at `sentinels` (`host[:port]`, port 26379
+    /// when left out) name `master`. Set credentials and TLS with
+    /// [`username`](RedisStorageBuilder::username),
+    /// [`password`](RedisStorageBuilder::password) and [`tls`](RedisStorageBuilder::tls).
+    /// A malformed address is reported by [`build`](RedisStorageBuilder::build).
+    pub fn sentinel_builder<S: AsRef<str>>(
+        sentinels: impl IntoIterator<Item = S>,
+        master: impl Into<String>,
+    ) -> RedisStorageBuilder {
+        let target =
+            endpoints(sentinels, DEFAULT_SENTINEL_PORT, "a Sentinel address").map(|sentinels| {
+                Target::of(Topology::Sentinel {
+                    sentinels,
+                    master: master.into(),
+                })
+            });
+        RedisStorageBuilder::new(target)
+    }
+
+    /// A builder for the Redis Cluster that any of `nodes` (`host[:port]`, port 6379 when
+    /// left out) belongs to; the others are discovered. Set credentials and TLS as for
+    /// [`sentinel_builder`](Self::sentinel_builder).
+    pub fn cluster_builder<S: AsRef<str>>(
+        nodes: impl IntoIterator<Item = S>,
+    ) -> RedisStorageBuilder {
+        let target = endpoints(nodes, DEFAULT_CLUSTER_PORT, "a Redis Cluster node address")
+            .map(|seeds| Target::of(Topology::Cluster { seeds }));
+        RedisStorageBuilder::new(target)
+    }
+
+    /// A builder configured from the process environment, or `None` when Redis is not
+    /// configured there. See [`builder_from_env_map`](Self::builder_from_env_map).
+    ///
+    /// # Errors
+    /// As [`builder_from_env_map`](Self::builder_from_env_map).
+    pub fn builder_from_env() -> Result<Option<RedisStorageBuilder>> {
+        Self::builder_from_env_map(|name| std::env::var(name).ok())
+    }
+
+    /// A builder configured from variables looked up with `var`, or `None` when none of
+    /// `REDIS_URL`, `REDIS_SENTINELS`, `REDIS_CLUSTER_NODES` and `REDIS_HOST` is set (empty
+    /// counts as unset). Lets tests pass a map instead of changing the process environment.
+    /// The variables are those of [`RedisConfig::from_env_with`]:
+    ///
+    /// - `REDIS_URL` takes precedence and is used alone (a URL as for
+    ///   [`builder`](Self::builder)), but for the TLS files;
+    /// - otherwise `REDIS_SENTINELS` with `REDIS_SENTINEL_MASTER`, or `REDIS_CLUSTER_NODES`,
+    ///   or `REDIS_HOST` with `REDIS_PORT` (default 6379); each with `REDIS_USERNAME`,
+    ///   `REDIS_PASSWORD`, `REDIS_DB` (default 0) and `REDIS_TLS` (default false);
+    /// - `REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE` and `REDIS_TLS_KEY_FILE` name the TLS
+    ///   files (see [`tls_ca_file`](RedisStorageBuilder::tls_ca_file));
+    /// - `REDIS_KEY_PREFIX`, if set, is kept for the client's key prefix: read it with
+    ///   [`RedisStorageBuilder::env_key_prefix`] and pass it to
+    ///   [`MisoClientBuilder::key_prefix`](crate::MisoClientBuilder::key_prefix), which puts
+    ///   the client id after it. Storage does not prefix keys itself.
+    ///
+    /// ```
+    /// use miso_client::RedisStorage;
+    ///
+    /// let builder = RedisStorage::builder_from_env_map(|name| match name {
+    ///     "REDIS_HOST" => Some("redis.internal".to_owned()),
+    ///     "REDIS_KEY_PREFIX" => Some("miso:orders:".to_owned()),
+    ///     _ => None,
+    /// })?
+    /// .expect("REDIS_HOST is set");
+    /// assert_eq!(builder.env_key_prefix(), Some("miso:orders:"));
+    /// let storage = builder.build()?; // never connects
+    /// # Ok::<(), miso_client::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) naming the variable when one is malformed (as
+    /// [`RedisConfig::from_env_with`]). Values are never echoed, so a password cannot leak
+    /// into the message.
+    pub fn builder_from_env_map(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<RedisStorageBuilder>> {
+        // The variables are read in one place, shared with `Config::from_env`.
+        let Some(config) = RedisConfig::from_env_with(var)? else {
+            return Ok(None);
+        };
+        let builder = RedisStorageBuilder::from_config(&config, "REDIS_URL");
+        if let Err(message) = &builder.target {
+            return Err(Error::Config(message.clone()));
+        }
+        Ok(Some(builder))
+    }
+}
+
+/// `host[:port]` addresses as endpoints; the error names `what`, never the address.
+fn endpoints<S: AsRef<str>>(
+    nodes: impl IntoIterator<Item = S>,
+    default_port: u16,
+    what: &str,
+) -> std::result::Result<Vec<ServerAddr>, String> {
+    let nodes = nodes
+        .into_iter()
+        .map(|node| {
+            let (host, port) = parse_host_port(node.as_ref(), default_port)
+                .map_err(|reason| format!("{what} is not host[:port]: {reason}"))?;
+            Ok(ServerAddr::Tcp(host, port))
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    if nodes.is_empty() {
+        return Err(format!("{what} is needed"));
+    }
+    Ok(nodes)
+}
+
+/// The nodes of `target`: one (a Redis, or the master Sentinels name, asked again every
+/// `cooldown`), or a cluster's.
+fn nodes(
+    target: &Target,
+    dialer: Dialer,
+    maker: NodeMaker,
+    name: String,
+    cooldown: Duration,
+) -> Result<Nodes> {
+    Ok(match &target.topology {
+        Topology::Single(endpoint) => {
+            let client = dialer.client(endpoint).map_err(|error| {
+                Error::Config(format!("Redis at {name} cannot be used: {error}"))
+            })?;
+            Nodes::One(maker.node(Dest::Node(Box::new(client)), name))
+        }
+        Topology::Sentinel { sentinels, master } => {
+            let (sentinels, master) = (sentinels.clone(), master.clone());
+            let sentinels = Sentinels::new(sentinels, master, dialer, cooldown);
+            Nodes::One(maker.node(Dest::Sentinel(Arc::new(sentinels)), name))
+        }
+        Topology::Cluster { seeds } => {
+            Nodes::Cluster(Box::new(Cluster::new(seeds.clone(), dialer, maker)))
+        }
+    })
+}
+
+/// The target a [`RedisConfig`] describes; a URL that does not parse is reported naming
+/// `origin`.
+fn config_target(config: &RedisConfig, origin: &str) -> std::result::Result<Target, String> {
+    if let Some(url) = &config.url {
+        return parse_url(url, origin);
+    }
+    let topology = if !config.sentinels.is_empty() {
+        let master = config.sentinel_master.clone();
+        Topology::Sentinel {
+            sentinels: endpoints(&config.sentinels, DEFAULT_SENTINEL_PORT, "REDIS_SENTINELS")?,
+            master: master.ok_or("REDIS_SENTINEL_MASTER is needed with REDIS_SENTINELS")?,
+        }
+    } else if !config.cluster_nodes.is_empty() {
+        let seeds = endpoints(
+            &config.cluster_nodes,
+            DEFAULT_CLUSTER_PORT,
+            "REDIS_CLUSTER_NODES",
+        );
+        Topology::Cluster { seeds: seeds? }
+    } else if let Some(host) = &config.host {
+        Topology::Single(ServerAddr::Tcp(host.clone(), config.port))
+    } else {
+        return Err("the Redis configuration names neither a url nor a host".into());
+    };
+    Ok(Target {
+        username: config.username.clone(),
+        password: config.password.clone(),
+        db: i64::from(config.db),
+        tls: config.tls,
+        ..Target::of(topology)
+    })
+}
 
 /// Configures a [`RedisStorage`]. Obtain with [`RedisStorage::builder`] or
 /// [`RedisStorage::builder_from_env`].
@@ -17,7 +211,8 @@ use std::time::Duration;
 /// `build()` checks the settings and never connects, so it does not block on a dead Redis.
 pub struct RedisStorageBuilder {
     /// The parsed target, or why it did not parse (a message without the password).
-    pub(super) target: std::result::Result<ConnectionInfo, String>,
+    pub(super) target: std::result::Result<Target, String>,
+    tls_files: TlsFiles,
     settings: Settings,
     fallback: Option<MemoryStorage>,
     env_key_prefix: Option<String>,
@@ -70,36 +265,83 @@ impl RedisStorageBuilder {
     /// [`env_key_prefix`](Self::env_key_prefix); a URL that does not parse is reported by
     /// `build()`, naming `origin`.
     pub(crate) fn from_config(config: &RedisConfig, origin: &str) -> Self {
-        let target = match (&config.url, &config.host) {
-            (Some(url), _) => parse_url(url, origin),
-            (None, Some(host)) => {
-                let mut redis = RedisConnectionInfo::default().set_db(i64::from(config.db));
-                if let Some(password) = &config.password {
-                    redis = redis.set_password(password.clone());
-                }
-                ConnectionAddr::Tcp(host.clone(), config.port)
-                    .into_connection_info()
-                    .map(|info| info.set_redis_settings(redis))
-                    .map_err(|_| "the Redis host is not usable".to_owned())
-            }
-            (None, None) => Err("the Redis configuration names neither a url nor a host".into()),
+        let mut builder = Self::new(config_target(config, origin));
+        builder.tls_files = TlsFiles {
+            ca_file: config.tls_ca_file.clone(),
+            cert_file: config.tls_cert_file.clone(),
+            key_file: config.tls_key_file.clone(),
         };
-        let mut builder = Self::new(target);
         builder.env_key_prefix = config.key_prefix.clone();
         builder
     }
 
-    pub(super) fn new(target: std::result::Result<ConnectionInfo, String>) -> Self {
+    pub(super) fn new(target: std::result::Result<Target, String>) -> Self {
         Self {
             target,
+            tls_files: TlsFiles::default(),
             settings: Settings::default(),
             fallback: None,
             env_key_prefix: None,
         }
     }
 
-    /// The most connections the pool opens (at least 1); they are opened on demand, none at
-    /// build time. Should cover the number of threads that use the storage at once, since a
+    fn with_target(mut self, change: impl FnOnce(&mut Target)) -> Self {
+        if let Ok(target) = &mut self.target {
+            change(target);
+        }
+        self
+    }
+
+    /// The ACL user to authenticate as (with [`password`](Self::password)); replaces a
+    /// URL's. Defaults to none: the `default` user, or the URL's.
+    pub fn username(self, username: impl Into<String>) -> Self {
+        let username = username.into();
+        self.with_target(|target| target.username = Some(username))
+    }
+
+    /// The password (of the [`username`](Self::username) user, or of `default`); replaces a
+    /// URL's. Never shown by `Debug` or in messages. Defaults to none, or the URL's.
+    pub fn password(self, password: impl Into<String>) -> Self {
+        let password = password.into();
+        self.with_target(|target| target.password = Some(password))
+    }
+
+    /// The database number (not with a Redis Cluster, which has only 0); replaces a URL's.
+    /// Defaults to 0, or the URL's.
+    pub fn db(self, db: u32) -> Self {
+        self.with_target(|target| target.db = i64::from(db))
+    }
+
+    /// Whether to connect over TLS, for [`RedisStorage::sentinel_builder`] and
+    /// [`RedisStorage::cluster_builder`] (a URL says it with `rediss`). Server certificates
+    /// are verified against the webpki roots, or the [`tls_ca_file`](Self::tls_ca_file).
+    /// Defaults to false, or the URL's. Needs the `redis-tls` feature (on by default).
+    pub fn tls(self, tls: bool) -> Self {
+        self.with_target(|target| target.tls = tls)
+    }
+
+    /// A PEM file of the CA certificates that sign the servers' certificates, instead of
+    /// the webpki roots (a private CA, or a self-signed server). Read by `build()`. There is
+    /// no way to skip verification. Defaults to none.
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_files.ca_file = Some(path.into());
+        self
+    }
+
+    /// PEM files of a client certificate (chain) and its private key, shown to servers
+    /// that require mutual TLS. Read by `build()`. Defaults to none.
+    pub fn tls_client_cert(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        self.tls_files.cert_file = Some(cert_file.into());
+        self.tls_files.key_file = Some(key_file.into());
+        self
+    }
+
+    /// The most connections the pool opens (at least 1; in a cluster, per master); they are
+    /// opened on demand, none at build time. Should cover the number of threads that use the storage at once, since a
     /// caller waits at most [`pool_wait`](Self::pool_wait) for a free connection.
     /// Defaults to [`RedisStorage::DEFAULT_POOL_SIZE`] (16).
     pub fn pool_size(mut self, size: u32) -> Self {
@@ -159,30 +401,33 @@ impl RedisStorageBuilder {
     /// opened by the first call, so building does not block on a dead Redis.
     ///
     /// # Errors
-    /// [`Error::Config`](crate::Error::Config) when the URL is malformed (the message names the URL or the
-    /// variable it came from, never the password) or a timeout, the pool wait or the
-    /// cool-down is zero.
+    /// [`Error::Config`](crate::Error::Config) when the URL or an address is malformed (the
+    /// message names the URL or the variable it came from, never the password), a timeout,
+    /// the pool wait or the cool-down is zero, a TLS file cannot be read or parsed, TLS
+    /// files are given for a target that is not TLS, a cluster is given a database other
+    /// than 0, or TLS is asked for without the `redis-tls` feature.
     pub fn build(self) -> Result<RedisStorage> {
-        let info = self.target.map_err(Error::Config)?;
+        let target = self.target.map_err(Error::Config)?;
+        target.check().map_err(Error::Config)?;
         let settings = self.settings;
         settings.check()?;
-        let target = describe_target(&info);
-        let client = redis::Client::open(info)
-            .map_err(|error| Error::Config(format!("Redis at {target} cannot be used: {error}")))?;
-        let health = Arc::new(Health::new(target, settings.cooldown, self.fallback));
-        let manager = Manager::new(
-            client,
-            settings.connect_timeout,
-            settings.io_timeout,
-            Arc::clone(&health),
-        );
-        let pool = manager.pool(settings.pool_size, settings.pool_wait);
+        let dialer = Dialer::new(&target, &self.tls_files).map_err(Error::Config)?;
+        let name = target.to_string();
+        let health = Arc::new(Health::new(name.clone(), settings.cooldown, self.fallback));
+        let maker = NodeMaker {
+            connect_timeout: settings.connect_timeout,
+            io_timeout: settings.io_timeout,
+            pool_size: settings.pool_size,
+            pool_wait: settings.pool_wait,
+            health: Arc::clone(&health),
+        };
+        let nodes = nodes(&target, dialer, maker, name, settings.cooldown)?;
         Ok(RedisStorage {
             inner: Arc::new(Inner {
-                pool,
-                manager,
+                nodes,
                 health,
                 settings,
+                target,
             }),
         })
     }
@@ -202,6 +447,7 @@ impl fmt::Debug for RedisStorageBuilder {
             .field("io_timeout", &self.settings.io_timeout)
             .field("pool_wait", &self.settings.pool_wait)
             .field("cooldown", &self.settings.cooldown)
+            .field("tls_files", &self.tls_files)
             .field("fallback", &self.fallback)
             .field("env_key_prefix", &self.env_key_prefix)
             .finish()
@@ -219,5 +465,96 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(error.to_string().contains("io_timeout"), "{error}");
+    }
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn env_without_redis_variables_is_none() {
+        assert!(
+            RedisStorage::builder_from_env_map(env(&[]))
+                .unwrap()
+                .is_none()
+        );
+        let only_port = env(&[("REDIS_PORT", "6380"), ("REDIS_KEY_PREFIX", "x:")]);
+        assert!(
+            RedisStorage::builder_from_env_map(only_port)
+                .unwrap()
+                .is_none()
+        );
+        let empty = env(&[("REDIS_URL", " "), ("REDIS_HOST", "")]);
+        assert!(RedisStorage::builder_from_env_map(empty).unwrap().is_none());
+    }
+
+    #[test]
+    fn env_url_takes_precedence() {
+        let builder = RedisStorage::builder_from_env_map(env(&[
+            ("REDIS_URL", "redis://:pw@10.0.0.1:7000/2"),
+            ("REDIS_HOST", "ignored"),
+            ("REDIS_KEY_PREFIX", "miso:svc:"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(builder.env_key_prefix(), Some("miso:svc:"));
+        let shown = format!("{:?}", builder.build().unwrap());
+        assert!(shown.contains("10.0.0.1:7000/2"), "{shown}");
+    }
+
+    #[test]
+    fn env_host_port_password_db() {
+        let storage = RedisStorage::builder_from_env_map(env(&[
+            ("REDIS_HOST", "cache.internal"),
+            ("REDIS_PORT", "6380"),
+            ("REDIS_PASSWORD", "s3cret@/:"),
+            ("REDIS_DB", "4"),
+        ]))
+        .unwrap()
+        .unwrap()
+        .build()
+        .unwrap();
+        let target = &storage.inner.target;
+        assert_eq!(target.password.as_deref(), Some("s3cret@/:"));
+        assert_eq!(target.db, 4);
+        let shown = format!("{storage:?}");
+        assert!(shown.contains("cache.internal:6380/4"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(storage.is_available());
+        assert_eq!(storage.connection_attempts(), 0, "building never connects");
+    }
+
+    #[test]
+    fn env_errors_name_the_variable_and_never_the_password() {
+        for (vars, name) in [
+            (
+                &[
+                    ("REDIS_HOST", "h"),
+                    ("REDIS_PORT", "abc"),
+                    ("REDIS_PASSWORD", "hunter2"),
+                ][..],
+                "REDIS_PORT",
+            ),
+            (
+                &[("REDIS_HOST", "h"), ("REDIS_PORT", "0")][..],
+                "REDIS_PORT",
+            ),
+            (&[("REDIS_HOST", "h"), ("REDIS_DB", "-1")][..], "REDIS_DB"),
+            (
+                &[("REDIS_URL", "redis://:hunter2@h:99999")][..],
+                "REDIS_URL",
+            ),
+            (&[("REDIS_URL", "hunter2")][..], "REDIS_URL"),
+        ] {
+            let error = RedisStorage::builder_from_env_map(env(vars)).unwrap_err();
+            let text = error.to_string();
+            assert!(error.is_config() && text.contains(name), "{text}");
+            assert!(!text.contains("hunter2"), "{text}");
+        }
     }
 }

@@ -89,7 +89,7 @@ impl RedisStorage {
             return Ok(false);
         }
         let px = px_millis(ttl);
-        match self.run(|conn| set_if_script(conn, key, expected, value, px)) {
+        match self.run(key, |conn| set_if_script(conn, key, expected, value, px)) {
             Outcome::Done(wrote) => Ok(wrote),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => match self.fallback_storage() {
@@ -117,7 +117,7 @@ impl RedisStorage {
                 .arg(px)
                 .query::<()>(conn)
         };
-        match self.run(set) {
+        match self.run(key, set) {
             Outcome::Done(()) => Ok(()),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => {

@@ -5,19 +5,35 @@
 
 use super::LOG_TARGET;
 use super::breaker::Health;
+use super::dial;
+use super::sentinel::Sentinels;
 use crate::error::StorageError;
-use redis::{ConnectionInfo, ConnectionLike, ErrorKind, RedisError};
+use parking_lot::Mutex;
+use redis::{ConnectionLike, ErrorKind, RedisError};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Opens connections to one Redis for the pool, and for probes and retries outside it.
+/// Where a manager's connections go.
+#[derive(Clone)]
+pub(super) enum Dest {
+    /// Always the same server.
+    Node(Box<redis::Client>),
+    /// Whichever master the Sentinels name when the connection is opened.
+    Sentinel(Arc<Sentinels>),
+}
+
+/// Opens connections to one node for its pool, and for probes and retries outside it.
 #[derive(Clone)]
 pub(super) struct Manager {
-    client: redis::Client,
+    dest: Dest,
     connect_timeout: Duration,
     io_timeout: Duration,
     health: Arc<Health>,
+    /// Why the last connect in the pool failed: r2d2 reports only the last error of its
+    /// retries, which during a cool-down would otherwise hide the cause (a certificate, a
+    /// password) behind "not connecting".
+    last_failure: Arc<Mutex<String>>,
 }
 
 /// A pooled connection, with what the pool needs to know to stop reusing it.
@@ -30,25 +46,22 @@ pub(super) struct Conn {
 }
 
 impl Manager {
-    /// A manager for `client` that reports to `health`; `connect_timeout` bounds a connection
-    /// attempt with its handshake, `io_timeout` every later read and write.
+    /// A manager for `dest` that reports to `health`; `connect_timeout` bounds a connection
+    /// attempt with its handshake (and, with Sentinels, each question to one of them),
+    /// `io_timeout` every later read and write.
     pub(super) fn new(
-        client: redis::Client,
+        dest: Dest,
         connect_timeout: Duration,
         io_timeout: Duration,
         health: Arc<Health>,
     ) -> Self {
         Self {
-            client,
+            dest,
             connect_timeout,
             io_timeout,
             health,
+            last_failure: Arc::default(),
         }
-    }
-
-    /// Where this manager connects (with the password: never show it whole).
-    pub(super) fn info(&self) -> &ConnectionInfo {
-        self.client.get_connection_info()
     }
 
     /// A pool of at most `size` connections over this manager, opened on demand; a caller
@@ -65,16 +78,26 @@ impl Manager {
             .build_unchecked(self.clone())
     }
 
+    /// With Sentinels: when they name a new master (checked at most once per cool-down),
+    /// every connection to the old one is retired, and new ones go to the new master.
+    pub(super) fn follow_master(&self) {
+        if let Dest::Sentinel(sentinels) = &self.dest
+            && sentinels.master_moved(self.connect_timeout, self.io_timeout)
+        {
+            self.health.retire_connections();
+        }
+    }
+
     /// One network attempt: connect and handshake within `connect_timeout`, then bound every
     /// later read and write by `io_timeout`.
     pub(super) fn open(&self) -> redis::RedisResult<Conn> {
         let generation = self.health.generation();
         self.health.attempts.fetch_add(1, Ordering::Relaxed);
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.connect_timeout)?;
-        conn.set_read_timeout(Some(self.io_timeout))?;
-        conn.set_write_timeout(Some(self.io_timeout))?;
+        let (connect, io) = (self.connect_timeout, self.io_timeout);
+        let conn = match &self.dest {
+            Dest::Node(client) => dial::connect(client, connect, io)?,
+            Dest::Sentinel(sentinels) => sentinels.connect_master(connect, io)?,
+        };
         Ok(Conn {
             conn,
             generation,
@@ -94,10 +117,12 @@ impl r2d2::ManageConnection for Manager {
         if self.health.is_down() {
             return Err(RedisError::from((
                 ErrorKind::Io,
-                "not connecting during the Redis cool-down",
+                "not connecting during the Redis cool-down, which began with",
+                self.last_failure.lock().clone(),
             )));
         }
         self.open().inspect_err(|error| {
+            *self.last_failure.lock() = error.to_string();
             let error = StorageError::with_source(
                 format!("connecting to Redis at {} failed", self.health.target),
                 error.clone(),

@@ -1,8 +1,13 @@
 //! [`RedisStorage`]: one cache shared by every process and host that uses the same Redis.
 //!
 //! The parts, and why each exists:
-//! - this file: the storage and how one call runs (pooled, probed or skipped);
+//! - this file: the storage and how one call runs (routed, pooled, probed or skipped);
 //! - [`builder`]: its settings, checked when it is built;
+//! - [`target`]: the four forms of a Redis URL (one Redis, TLS, Sentinel, Cluster) and the
+//!   target described without its password;
+//! - [`dial`]: how one server is reached (credentials, TLS files, timeouts);
+//! - [`nodes`]: which server a command goes to, each with its own pool; [`sentinel`] finds
+//!   the master Sentinels name, [`cluster`] the master of a key's slot;
 //! - [`manager`]: our own `r2d2::ManageConnection`. The one in the redis crate connects
 //!   without a timeout and leaves reads and writes unbounded, so a stalled Redis would stall
 //!   every caller.
@@ -12,27 +17,31 @@
 //!   breaker's generation at birth; every outage starts a new generation, so connections
 //!   opened before it (likely dead after a Redis restart) are dropped instead of each one
 //!   failing once more and reopening the outage.
-//! - [`url`]: Redis URLs parsed and checked, and targets described without their password.
 
 mod breaker;
 mod builder;
 mod cas;
+mod cluster;
+mod dial;
 mod manager;
-mod url;
+mod nodes;
+mod sentinel;
+mod target;
 
-use super::{MemoryStorage, RedisConfig, Storage};
-use crate::error::{Error, Result, StorageError};
-use breaker::{Gate, Health, is_outage};
+use super::{MemoryStorage, Storage};
+use crate::error::StorageError;
+use breaker::{Gate, Health, is_demoted, is_outage};
 pub use builder::RedisStorageBuilder;
 use builder::Settings;
 use manager::Manager;
+use nodes::{Node, Nodes, Route};
 use redis::{ConnectionLike, ErrorKind, RedisError};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-pub(crate) use url::check_url;
-use url::{debug_target, parse_url};
+pub(crate) use target::check_url;
+use target::{Target, debug_target};
 
 const LOG_TARGET: &str = "miso_client::redis";
 
@@ -43,6 +52,17 @@ const LOG_TARGET: &str = "miso_client::redis";
 /// [`get_many`](Storage::get_many) is one `MGET`; [`set_if`](Storage::set_if) is a Lua
 /// script on one key (`EVALSHA`, falling back to `EVAL` on a Redis that lost its script
 /// cache, e.g. after a restart), so it works on Redis Cluster.
+///
+/// # Topologies
+/// One Redis (`redis://`), over TLS (`rediss://`, see
+/// [`tls_ca_file`](RedisStorageBuilder::tls_ca_file)), the master a group of Sentinels names
+/// ([`sentinel_builder`](Self::sentinel_builder), `redis+sentinel://`) or a Redis Cluster
+/// ([`cluster_builder`](Self::cluster_builder), `redis+cluster://`). Everything below holds
+/// on each. With Sentinels, a new connection asks a Sentinel for the master first and checks
+/// that it is one; a master demoted by a failover (`READONLY`) has its connections dropped,
+/// and the next one goes to the new master. In a cluster, a command goes to the master of its
+/// key's slot (following one `MOVED`/`ASK` redirect), and `get_many` sends one pipeline of
+/// `GET`s to each master that holds some of the keys, since one `MGET` cannot span slots.
 ///
 /// # When Redis fails
 /// Nothing here blocks longer than the configured timeouts, and an outage costs at most one
@@ -99,10 +119,10 @@ pub struct RedisStorage {
 }
 
 struct Inner {
-    pool: r2d2::Pool<Manager>,
-    manager: Manager,
+    nodes: Nodes,
     health: Arc<Health>,
     settings: Settings,
+    target: Target,
 }
 
 impl RedisStorage {
@@ -116,68 +136,6 @@ impl RedisStorage {
     pub const DEFAULT_POOL_WAIT: Duration = Duration::from_millis(200);
     /// Default for [`RedisStorageBuilder::cooldown`]: 1 s.
     pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(1);
-
-    /// A builder for the Redis at `url`: `redis://[[user]:password@]host[:port][/db]`
-    /// (port 6379 and db 0 when left out; `unix:///path/to/redis.sock` also works). A
-    /// malformed URL is reported by [`build`](RedisStorageBuilder::build), and so is
-    /// `rediss://`: this crate builds the redis client without TLS.
-    pub fn builder(url: &str) -> RedisStorageBuilder {
-        RedisStorageBuilder::new(parse_url(url, "the Redis url"))
-    }
-
-    /// A builder configured from the process environment, or `None` when Redis is not
-    /// configured there. See [`builder_from_env_map`](Self::builder_from_env_map).
-    ///
-    /// # Errors
-    /// As [`builder_from_env_map`](Self::builder_from_env_map).
-    pub fn builder_from_env() -> Result<Option<RedisStorageBuilder>> {
-        Self::builder_from_env_map(|name| std::env::var(name).ok())
-    }
-
-    /// A builder configured from variables looked up with `var`, or `None` when neither
-    /// `REDIS_URL` nor `REDIS_HOST` is set (empty counts as unset). Lets tests pass a map
-    /// instead of changing the process environment.
-    ///
-    /// - `REDIS_URL` takes precedence and is used alone (a URL as for
-    ///   [`builder`](Self::builder));
-    /// - otherwise `REDIS_HOST`, with `REDIS_PORT` (default 6379), `REDIS_PASSWORD` (default
-    ///   none) and `REDIS_DB` (default 0), as the official SDKs read them;
-    /// - `REDIS_KEY_PREFIX`, if set, is kept for the client's key prefix: read it with
-    ///   [`RedisStorageBuilder::env_key_prefix`] and pass it to
-    ///   [`MisoClientBuilder::key_prefix`](crate::MisoClientBuilder::key_prefix), which puts
-    ///   the client id after it. Storage does not prefix keys itself.
-    ///
-    /// ```
-    /// use miso_client::RedisStorage;
-    ///
-    /// let builder = RedisStorage::builder_from_env_map(|name| match name {
-    ///     "REDIS_HOST" => Some("redis.internal".to_owned()),
-    ///     "REDIS_KEY_PREFIX" => Some("miso:orders:".to_owned()),
-    ///     _ => None,
-    /// })?
-    /// .expect("REDIS_HOST is set");
-    /// assert_eq!(builder.env_key_prefix(), Some("miso:orders:"));
-    /// let storage = builder.build()?; // never connects
-    /// # Ok::<(), miso_client::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::Config`](crate::Error::Config) naming the variable when `REDIS_URL` is not a Redis URL, `REDIS_PORT`
-    /// is not a port number or `REDIS_DB` not a database number. Values are never echoed, so
-    /// a password cannot leak into the message.
-    pub fn builder_from_env_map(
-        var: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<RedisStorageBuilder>> {
-        // The variables are read in one place, shared with `Config::from_env`.
-        let Some(config) = RedisConfig::from_env_with(var)? else {
-            return Ok(None);
-        };
-        let builder = RedisStorageBuilder::from_config(&config, "REDIS_URL");
-        if let Err(message) = &builder.target {
-            return Err(Error::Config(message.clone()));
-        }
-        Ok(Some(builder))
-    }
 
     /// How many network connection attempts were made so far (pool connects and probes),
     /// failed ones included. During an outage this grows by about one per cool-down.
@@ -213,30 +171,82 @@ impl RedisStorage {
         self.inner.health.fallback.as_ref()
     }
 
-    /// Runs `op` on Redis, or says why it could not.
-    fn run<T>(&self, op: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>) -> Outcome<T> {
+    /// Runs `op` on the node that serves `key`, or says why it could not. Every Redis command
+    /// goes through here, so a command on one key works on every topology: in a cluster it
+    /// goes to the master of the key's slot and follows at most one redirect.
+    fn run<T>(
+        &self,
+        key: &str,
+        op: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Outcome<T> {
         let health = &self.inner.health;
-        match health.gate() {
+        let probe = match health.gate() {
             Gate::Skip => {
                 health.skipped.fetch_add(1, Ordering::Relaxed);
-                Outcome::Unavailable(StorageError::new(format!(
+                return Outcome::Unavailable(StorageError::new(format!(
                     "Redis at {} skipped: unavailable, next probe within {:?}",
                     health.target, self.inner.settings.cooldown
-                )))
+                )));
             }
-            Gate::Probe => self.probe(&op),
-            Gate::Go => self.pooled(&op),
+            Gate::Probe => true,
+            Gate::Go => false,
+        };
+        // At most one redirect: a cluster that redirects again is refusing, for now.
+        match self.attempt(&Route::Key(key), probe, &op) {
+            Outcome::Refused(error) => match self.redirect(&error) {
+                Some(to) => self.attempt(&to, probe, &op),
+                None => Outcome::Refused(error),
+            },
+            outcome => outcome,
         }
+    }
+
+    /// One try of `op` on the node for `route`: on a fresh connection when `probe`, else
+    /// on a pooled one.
+    fn attempt<T>(
+        &self,
+        route: &Route<'_>,
+        probe: bool,
+        op: &impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Outcome<T> {
+        let asking = matches!(route, Route::Redirect { asking: true, .. });
+        let command = |conn: &mut redis::Connection| {
+            if asking {
+                redis::cmd("ASKING").query::<()>(conn)?;
+            }
+            op(conn)
+        };
+        // A probe reads a cluster's slot map again: it may have failed over meanwhile.
+        let fresh = probe && matches!(route, Route::Key(_));
+        let node = match self.inner.nodes.pick(route, fresh) {
+            Ok(node) => node,
+            Err(error) => {
+                let target = &self.inner.health.target;
+                return self.unavailable(describe(target, "cannot be reached", error));
+            }
+        };
+        if probe {
+            self.probe(&node, &command)
+        } else {
+            self.pooled(&node, &command)
+        }
+    }
+
+    /// Where a cluster redirects a refused command, if it does.
+    fn redirect(&self, refusal: &StorageError) -> Option<Route<'static>> {
+        let cause = std::error::Error::source(refusal)?.downcast_ref::<RedisError>()?;
+        self.inner.nodes.redirect(cause)
     }
 
     /// The normal path: a pooled connection.
     fn pooled<T>(
         &self,
+        node: &Node,
         op: &impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Outcome<T> {
-        let mut conn = match self.checkout() {
+        let mut conn = match self.checkout(node) {
             Ok(conn) => conn,
-            Err(error) => return self.no_connection(error),
+            Err(error) => return self.no_connection(node, error),
         };
         let error = match op(&mut conn.conn) {
             Ok(value) => return Outcome::Done(value),
@@ -244,25 +254,25 @@ impl RedisStorage {
         };
         if !is_outage(&error) {
             conn.broken |= !conn.conn.is_open();
-            return Outcome::Refused(self.describe("replied with an error", error));
+            return Outcome::Refused(describe(&node.name, "replied with an error", error));
         }
         conn.broken = true;
         drop(conn);
-        self.retry_fresh(op, error)
+        self.retry_fresh(node, op, error)
     }
 
     /// No pooled connection within `pool_wait`. While other callers hold connections, Redis
     /// is answering them: the pool is busy, and this call alone is a miss (`ARCHITECTURE.md`,
     /// "Redis"). With no connection at all, connects fail or hang: an outage (a failed
     /// connect has already started it).
-    fn no_connection<T>(&self, error: r2d2::Error) -> Outcome<T> {
+    fn no_connection<T>(&self, node: &Node, error: r2d2::Error) -> Outcome<T> {
         let health = &self.inner.health;
-        let message = format!("no Redis connection from {} in time", health.target);
+        let message = format!("no Redis connection from {} in time", node.name);
         let error = StorageError::with_source(message, error).into_timeout();
         if health.is_down() {
             return Outcome::Unavailable(error);
         }
-        if self.inner.pool.state().connections == 0 {
+        if node.pool.state().connections == 0 {
             return self.unavailable(error);
         }
         health.pool_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -272,28 +282,30 @@ impl RedisStorage {
 
     /// After a pooled connection failed with `error`. A connection the server or a middlebox
     /// closed while it sat idle fails once even though Redis is fine; one try on a fresh
-    /// connection tells that apart from an outage. Timeouts are not retried: that would
-    /// double the cost of a stalled Redis.
+    /// connection tells that apart from an outage. So does a master demoted by a failover
+    /// (`READONLY`): a fresh connection goes to the new one. Timeouts are not retried: that
+    /// would double the cost of a stalled Redis.
     fn retry_fresh<T>(
         &self,
+        node: &Node,
         op: &impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
         error: RedisError,
     ) -> Outcome<T> {
-        if !error.is_connection_dropped() || error.is_timeout() {
-            return self.unavailable(self.describe("failed", error));
+        if !(error.is_connection_dropped() || is_demoted(&error)) || error.is_timeout() {
+            return self.unavailable(describe(&node.name, "failed", error));
         }
-        let fresh = self.inner.manager.open();
+        let fresh = node.manager.open();
         match fresh.and_then(|mut fresh| op(&mut fresh.conn)) {
             Ok(value) => {
-                // Redis is fine but had dropped our connection: likely a restart, which
-                // dropped every pooled connection; retire them all at once.
+                // Redis is fine but had dropped our connection (likely a restart, which
+                // dropped every pooled connection) or moved its master: retire them all.
                 self.inner.health.retire_connections();
                 Outcome::Done(value)
             }
             Err(retry) if !is_outage(&retry) => {
-                Outcome::Refused(self.describe("replied with an error", retry))
+                Outcome::Refused(describe(&node.name, "replied with an error", retry))
             }
-            Err(retry) => self.unavailable(self.describe("failed", retry)),
+            Err(retry) => self.unavailable(describe(&node.name, "failed", retry)),
         }
     }
 
@@ -301,12 +313,15 @@ impl RedisStorage {
     /// all predate the outage (an older generation), so they prove nothing.
     fn probe<T>(
         &self,
+        node: &Node,
         op: &impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Outcome<T> {
         let health = &self.inner.health;
-        let mut conn = match self.inner.manager.open() {
+        let mut conn = match node.manager.open() {
             Ok(conn) => conn,
-            Err(error) => return self.unavailable(self.describe("still unavailable", error)),
+            Err(error) => {
+                return self.unavailable(describe(&node.name, "still unavailable", error));
+            }
         };
         match op(&mut conn.conn) {
             Ok(value) => {
@@ -314,23 +329,26 @@ impl RedisStorage {
                 Outcome::Done(value)
             }
             Err(error) if is_outage(&error) => {
-                self.unavailable(self.describe("still unavailable", error))
+                self.unavailable(describe(&node.name, "still unavailable", error))
             }
             Err(error) => {
                 // An error reply is still an answer: Redis is back.
                 health.recovered();
-                Outcome::Refused(self.describe("replied with an error", error))
+                Outcome::Refused(describe(&node.name, "replied with an error", error))
             }
         }
     }
 
     /// A pooled connection of the current generation; older ones are dropped on the way.
-    fn checkout(&self) -> std::result::Result<r2d2::PooledConnection<Manager>, r2d2::Error> {
+    fn checkout(
+        &self,
+        node: &Node,
+    ) -> std::result::Result<r2d2::PooledConnection<Manager>, r2d2::Error> {
         let health = &self.inner.health;
         let deadline = Instant::now() + self.inner.settings.pool_wait;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
-            let mut conn = self.inner.pool.get_timeout(wait)?;
+            let mut conn = node.pool.get_timeout(wait)?;
             if conn.generation == health.generation() {
                 return Ok(conn);
             }
@@ -339,19 +357,73 @@ impl RedisStorage {
         }
     }
 
-    fn describe(&self, what: &str, error: RedisError) -> StorageError {
-        let timeout = error.is_timeout();
-        let error = StorageError::with_source(
-            format!("Redis at {} {what}", self.inner.health.target),
-            error,
-        );
-        if timeout { error.into_timeout() } else { error }
-    }
-
     /// Redis failed this call: a cool-down starts (or goes on), and the fallback answers.
     fn unavailable<T>(&self, error: StorageError) -> Outcome<T> {
         self.inner.health.mark_down(&error);
         Outcome::Unavailable(error)
+    }
+
+    /// In a cluster, `keys` read with one pipeline of `GET`s per master that holds some of
+    /// them (one `MGET` cannot span slots); elsewhere with one `MGET`.
+    fn read_many(&self, keys: &[&str]) -> Outcome<Vec<Option<Vec<u8>>>> {
+        let Some(groups) = self.inner.nodes.groups(keys) else {
+            return self.run(keys[0], |conn| mget(conn, keys));
+        };
+        let mut values = vec![None; keys.len()];
+        for group in groups {
+            let group_keys: Vec<&str> = group.iter().map(|&i| keys[i]).collect();
+            match self.run(group_keys[0], |conn| get_each(conn, &group_keys)) {
+                Outcome::Done(found) => {
+                    for (&i, value) in group.iter().zip(found) {
+                        values[i] = value;
+                    }
+                }
+                Outcome::Refused(error) => return Outcome::Refused(error),
+                Outcome::Unavailable(error) => return Outcome::Unavailable(error),
+            }
+        }
+        Outcome::Done(values)
+    }
+}
+
+/// A message naming `what` happened to the Redis called `name`, marked as a timeout where it
+/// is one.
+fn describe(name: &str, what: &str, error: RedisError) -> StorageError {
+    let timeout = error.is_timeout();
+    let error = StorageError::with_source(format!("Redis at {name} {what}"), error);
+    if timeout { error.into_timeout() } else { error }
+}
+
+/// One `MGET`, which must answer one value per key.
+fn mget(conn: &mut redis::Connection, keys: &[&str]) -> redis::RedisResult<Vec<Option<Vec<u8>>>> {
+    let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(keys).query(conn)?;
+    if values.len() == keys.len() {
+        Ok(values)
+    } else {
+        Err(RedisError::from((
+            ErrorKind::UnexpectedReturnType,
+            "MGET answered a different number of values than keys asked",
+        )))
+    }
+}
+
+/// One pipeline of a `GET` per key: one round trip for keys in different slots of one node.
+fn get_each(
+    conn: &mut redis::Connection,
+    keys: &[&str],
+) -> redis::RedisResult<Vec<Option<Vec<u8>>>> {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("GET").arg(*key);
+    }
+    let values: Vec<Option<Vec<u8>>> = pipe.query(conn)?;
+    if values.len() == keys.len() {
+        Ok(values)
+    } else {
+        Err(RedisError::from((
+            ErrorKind::UnexpectedReturnType,
+            "a pipeline answered a different number of values than keys asked",
+        )))
     }
 }
 
@@ -368,7 +440,9 @@ enum Outcome<T> {
 
 impl Storage for RedisStorage {
     fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, StorageError> {
-        match self.run(|conn| redis::cmd("GET").arg(key).query::<Option<Vec<u8>>>(conn)) {
+        match self.run(key, |conn| {
+            redis::cmd("GET").arg(key).query::<Option<Vec<u8>>>(conn)
+        }) {
             Outcome::Done(value) => Ok(value),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => match self.fallback_storage() {
@@ -392,7 +466,7 @@ impl Storage for RedisStorage {
                 .arg(ms)
                 .query::<()>(conn)
         };
-        match self.run(set) {
+        match self.run(key, set) {
             Outcome::Done(()) => Ok(()),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => match self.fallback_storage() {
@@ -403,7 +477,7 @@ impl Storage for RedisStorage {
     }
 
     fn delete(&self, key: &str) -> std::result::Result<(), StorageError> {
-        match self.run(|conn| redis::cmd("DEL").arg(key).query::<()>(conn)) {
+        match self.run(key, |conn| redis::cmd("DEL").arg(key).query::<()>(conn)) {
             Outcome::Done(()) => Ok(()),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => {
@@ -421,18 +495,7 @@ impl Storage for RedisStorage {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mget = |conn: &mut redis::Connection| {
-            let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(keys).query(conn)?;
-            if values.len() == keys.len() {
-                Ok(values)
-            } else {
-                Err(RedisError::from((
-                    ErrorKind::UnexpectedReturnType,
-                    "MGET answered a different number of values than keys asked",
-                )))
-            }
-        };
-        match self.run(mget) {
+        match self.read_many(keys) {
             Outcome::Done(values) => Ok(values),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => match self.fallback_storage() {
@@ -470,7 +533,7 @@ impl fmt::Debug for RedisStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let settings = &self.inner.settings;
         let mut out = f.debug_struct("RedisStorage");
-        debug_target(&mut out, self.inner.manager.info());
+        debug_target(&mut out, &self.inner.target);
         out.field("pool_size", &settings.pool_size)
             .field("connect_timeout", &settings.connect_timeout)
             .field("io_timeout", &settings.io_timeout)
@@ -497,102 +560,18 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("[redacted]"), "{shown}");
         assert!(shown.contains("127.0.0.1:6390/3"), "{shown}");
-        let builder = RedisStorage::builder("redis://user:hunter2@h:1/2");
-        let shown = format!("{builder:?}");
-        assert!(
-            !shown.contains("hunter2") && shown.contains("[redacted]"),
-            "{shown}"
-        );
-    }
-
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
-
-    #[test]
-    fn env_without_redis_variables_is_none() {
-        assert!(
-            RedisStorage::builder_from_env_map(env(&[]))
-                .unwrap()
-                .is_none()
-        );
-        let only_port = env(&[("REDIS_PORT", "6380"), ("REDIS_KEY_PREFIX", "x:")]);
-        assert!(
-            RedisStorage::builder_from_env_map(only_port)
-                .unwrap()
-                .is_none()
-        );
-        let empty = env(&[("REDIS_URL", " "), ("REDIS_HOST", "")]);
-        assert!(RedisStorage::builder_from_env_map(empty).unwrap().is_none());
-    }
-
-    #[test]
-    fn env_url_takes_precedence() {
-        let builder = RedisStorage::builder_from_env_map(env(&[
-            ("REDIS_URL", "redis://:pw@10.0.0.1:7000/2"),
-            ("REDIS_HOST", "ignored"),
-            ("REDIS_KEY_PREFIX", "miso:svc:"),
-        ]))
-        .unwrap()
-        .unwrap();
-        assert_eq!(builder.env_key_prefix(), Some("miso:svc:"));
-        let shown = format!("{:?}", builder.build().unwrap());
-        assert!(shown.contains("10.0.0.1:7000/2"), "{shown}");
-    }
-
-    #[test]
-    fn env_host_port_password_db() {
-        let storage = RedisStorage::builder_from_env_map(env(&[
-            ("REDIS_HOST", "cache.internal"),
-            ("REDIS_PORT", "6380"),
-            ("REDIS_PASSWORD", "s3cret@/:"),
-            ("REDIS_DB", "4"),
-        ]))
-        .unwrap()
-        .unwrap()
-        .build()
-        .unwrap();
-        let info = storage.inner.manager.info();
-        assert_eq!(info.redis_settings().password(), Some("s3cret@/:"));
-        assert_eq!(info.redis_settings().db(), 4);
-        let shown = format!("{storage:?}");
-        assert!(shown.contains("cache.internal:6380/4"), "{shown}");
-        assert!(!shown.contains("s3cret"), "{shown}");
-        assert!(storage.is_available());
-        assert_eq!(storage.connection_attempts(), 0, "building never connects");
-    }
-
-    #[test]
-    fn env_errors_name_the_variable_and_never_the_password() {
-        for (vars, name) in [
-            (
-                &[
-                    ("REDIS_HOST", "h"),
-                    ("REDIS_PORT", "abc"),
-                    ("REDIS_PASSWORD", "hunter2"),
-                ][..],
-                "REDIS_PORT",
-            ),
-            (
-                &[("REDIS_HOST", "h"), ("REDIS_PORT", "0")][..],
-                "REDIS_PORT",
-            ),
-            (&[("REDIS_HOST", "h"), ("REDIS_DB", "-1")][..], "REDIS_DB"),
-            (
-                &[("REDIS_URL", "redis://:hunter2@h:99999")][..],
-                "REDIS_URL",
-            ),
-            (&[("REDIS_URL", "hunter2")][..], "REDIS_URL"),
+        for url in [
+            "redis://user:hunter2@h:1/2",
+            "rediss://user:hunter2@h:1/2",
+            "redis+sentinel://user:hunter2@s1,s2/m/2",
+            "redis+cluster://:hunter2@n1,n2",
         ] {
-            let error = RedisStorage::builder_from_env_map(env(vars)).unwrap_err();
-            let text = error.to_string();
-            assert!(error.is_config() && text.contains(name), "{text}");
-            assert!(!text.contains("hunter2"), "{text}");
+            let shown = format!("{:?}", RedisStorage::builder(url));
+            let shown = format!("{shown} {:?}", RedisStorage::builder(url).build().unwrap());
+            assert!(
+                !shown.contains("hunter2") && shown.contains("[redacted]"),
+                "{shown}"
+            );
         }
     }
 }

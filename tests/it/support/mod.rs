@@ -1,9 +1,19 @@
 //! Shared set-up for the integration tests: a fake controller and a client on one manual clock.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+#[cfg(feature = "redis")]
+pub mod cluster;
 pub mod held_write;
 #[cfg(feature = "redis")]
+pub mod processes;
+#[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "redis")]
+pub mod sentinel;
+#[cfg(feature = "redis")]
+pub mod shared;
+#[cfg(feature = "redis")]
+pub mod tls;
 
 use miso_client::testing::FakeController;
 use miso_client::{
@@ -15,15 +25,16 @@ use std::time::Duration;
 
 /// The storage a test's `Setup` uses: Redis for tests in modules named `*_redis` (e.g.
 /// `caching_redis`, which re-runs the whole caching suite) or when `MISO_TEST_STORAGE=redis`,
-/// otherwise memory. Redis keys are namespaced per `Setup` so parallel tests never meet, while
-/// the client still writes its documented key names.
+/// a TLS-only Redis for modules named `*_tls`, a 3-master Redis Cluster for modules named
+/// `*_cluster`, otherwise memory. Redis keys are namespaced per `Setup` so parallel tests
+/// never meet, while the client still writes its documented key names.
 #[derive(Debug, Clone)]
 pub enum TestStorage {
     Memory(MemoryStorage),
     #[cfg(feature = "redis")]
     Redis {
         storage: miso_client::RedisStorage,
-        url: String,
+        backdoor: redis::Backdoor,
         namespace: String,
     },
 }
@@ -31,20 +42,18 @@ pub enum TestStorage {
 impl TestStorage {
     fn new(clock: &ManualClock) -> Self {
         let memory = || TestStorage::Memory(MemoryStorage::builder().clock(clock.clone()).build());
-        if !wants_redis() {
-            return memory();
-        }
         #[cfg(feature = "redis")]
-        {
+        if let Some(flavor) = wanted_redis() {
             let test = std::thread::current().name().unwrap_or("test").to_owned();
-            if let Some(url) = redis::redis_url_or_skip(&test) {
-                let storage = miso_client::RedisStorage::builder(&url)
+            if let Some(shared) = redis::shared_or_skip(&test, flavor) {
+                let storage = shared
+                    .storage_builder()
                     .build()
                     .expect("valid Redis settings");
                 let namespace = redis::unique_prefix(&test);
                 return TestStorage::Redis {
                     storage,
-                    url,
+                    backdoor: shared.backdoor,
                     namespace,
                 };
             }
@@ -65,13 +74,11 @@ impl TestStorage {
         match self {
             TestStorage::Memory(m) => m.len(),
             #[cfg(feature = "redis")]
-            TestStorage::Redis { url, namespace, .. } => {
-                let keys: Vec<String> = ::redis::cmd("KEYS")
-                    .arg(format!("{namespace}*"))
-                    .query(&mut redis::raw(url))
-                    .expect("KEYS");
-                keys.len()
-            }
+            TestStorage::Redis {
+                backdoor,
+                namespace,
+                ..
+            } => backdoor.keys(namespace).len(),
         }
     }
 
@@ -80,26 +87,31 @@ impl TestStorage {
     }
 }
 
-fn wants_redis() -> bool {
-    let forced = std::env::var("MISO_TEST_STORAGE").is_ok_and(|v| v == "redis");
-    // The test harness names each test's thread after the test's path, e.g.
-    // `caching_redis::suite::hit_needs_no_call`.
+/// Which Redis the running test wants, by its module's name (the test harness names each
+/// test's thread after its path, e.g. `caching_redis::suite::hit_needs_no_call`).
+#[cfg(feature = "redis")]
+fn wanted_redis() -> Option<redis::Flavor> {
+    if std::env::var("MISO_TEST_STORAGE").is_ok_and(|v| v == "redis") {
+        return Some(redis::Flavor::Plain);
+    }
     let test = std::thread::current().name().unwrap_or_default().to_owned();
-    forced
-        || test
-            .split("::")
-            .next()
-            .is_some_and(|module| module.ends_with("_redis"))
+    let module = test.split("::").next().unwrap_or_default();
+    [
+        ("_redis", redis::Flavor::Plain),
+        ("_tls", redis::Flavor::Tls),
+        ("_cluster", redis::Flavor::Cluster),
+    ]
+    .into_iter()
+    .find_map(|(suffix, flavor)| module.ends_with(suffix).then_some(flavor))
 }
 
 /// Deletes a Redis-backed setup's keys when the test ends (passing or not).
-pub struct Cleanup(Option<(String, String)>);
+pub struct Cleanup(Option<Box<dyn Fn()>>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        #[cfg(feature = "redis")]
-        if let Some((url, namespace)) = &self.0 {
-            redis::cleanup(url, namespace);
+        if let Some(cleanup) = &self.0 {
+            cleanup();
         }
     }
 }
@@ -109,8 +121,13 @@ impl TestStorage {
         match self {
             TestStorage::Memory(_) => Cleanup(None),
             #[cfg(feature = "redis")]
-            TestStorage::Redis { url, namespace, .. } => {
-                Cleanup(Some((url.clone(), namespace.clone())))
+            TestStorage::Redis {
+                backdoor,
+                namespace,
+                ..
+            } => {
+                let (backdoor, namespace) = (backdoor.clone(), namespace.clone());
+                Cleanup(Some(Box::new(move || backdoor.delete_prefix(&namespace))))
             }
         }
     }

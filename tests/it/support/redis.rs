@@ -8,10 +8,15 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+pub use super::processes::{TempDir, after_exit};
+pub use super::shared::{Backdoor, Flavor, Shared, shared_or_skip};
+use super::tls::{Certs, certs};
 
 /// The machine's shared Redis.
 pub const SHARED: &str = "127.0.0.1:6379";
@@ -19,7 +24,7 @@ pub const SHARED: &str = "127.0.0.1:6379";
 const HOW_TO_START: &str = "start one with: redis-server --daemonize yes --bind 127.0.0.1 -::1 \
      --port 6379 --save \"\" --appendonly no";
 
-fn unavailable(test: &str, why: &str) {
+pub fn unavailable(test: &str, why: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("{test}: {why}; Redis is required in CI — {HOW_TO_START}");
     }
@@ -89,7 +94,23 @@ fn start_for_this_process() -> Option<String> {
 
 /// A Redis server of this test's own, which it may kill and restart.
 pub fn own_redis_or_skip(test: &str) -> Option<RedisServer> {
-    match RedisServer::start() {
+    own_server_or_skip(test, false)
+}
+
+/// As [`own_redis_or_skip`], serving TLS only (`--port 0 --tls-port …`) when `tls`.
+pub fn own_server_or_skip(test: &str, tls: bool) -> Option<RedisServer> {
+    let options = if tls {
+        match certs() {
+            Ok(certs) => Options::tls(certs),
+            Err(error) => {
+                unavailable(test, &format!("cannot make TLS certificates ({error})"));
+                return None;
+            }
+        }
+    } else {
+        Options::default()
+    };
+    match RedisServer::start_with(options) {
         Ok(server) => Some(server),
         Err(error) => {
             unavailable(test, &format!("cannot start redis-server ({error})"));
@@ -157,18 +178,80 @@ pub fn cleanup(url: &str, prefix: &str) {
     }
 }
 
+/// How a test's `redis-server` is started.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Serve TLS only, with these certificates.
+    pub tls: Option<&'static Certs>,
+    /// With `tls`: require client certificates (mutual TLS).
+    pub tls_auth_clients: bool,
+    /// With `tls`: present a certificate signed by the other CA.
+    pub tls_other_ca: bool,
+    /// More `redis-server` arguments.
+    pub args: Vec<String>,
+}
+
+impl Options {
+    pub fn tls(certs: &'static Certs) -> Self {
+        Self {
+            tls: Some(certs),
+            ..Self::default()
+        }
+    }
+
+    fn server_args(&self, port: u16) -> Vec<String> {
+        let mut args: Vec<String> = match self.tls {
+            None => vec!["--port".into(), port.to_string()],
+            Some(certs) => {
+                let (cert, key) = if self.tls_other_ca {
+                    (&certs.other_server_cert, &certs.other_server_key)
+                } else {
+                    (&certs.server_cert, &certs.server_key)
+                };
+                let auth = if self.tls_auth_clients { "yes" } else { "no" };
+                [
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port.to_string(),
+                    "--tls-cert-file",
+                    &cert.display().to_string(),
+                    "--tls-key-file",
+                    &key.display().to_string(),
+                    "--tls-ca-cert-file",
+                    &certs.ca.display().to_string(),
+                    "--tls-auth-clients",
+                    auth,
+                ]
+                .map(str::to_owned)
+                .to_vec()
+            }
+        };
+        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(str::to_owned));
+        args.extend(self.args.iter().cloned());
+        args
+    }
+}
+
 /// A `redis-server` child process on a free port; killed when dropped.
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    options: Options,
 }
 
 impl RedisServer {
     /// Starts one on a free port and waits (at most 5 s) until it answers.
     pub fn start() -> std::io::Result<Self> {
+        Self::start_with(Options::default())
+    }
+
+    /// As [`start`](Self::start), with `options`.
+    pub fn start_with(options: Options) -> std::io::Result<Self> {
         let mut server = Self {
             child: None,
             port: free_port(),
+            options,
         };
         server.restart()?;
         Ok(server)
@@ -182,8 +265,51 @@ impl RedisServer {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// `redis://…`, or `rediss://…` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.options.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
+    }
+
+    /// A storage builder for this server: with the test CA (and the client certificate,
+    /// when the server asks for one) over TLS.
+    pub fn storage_builder(&self) -> miso_client::RedisStorageBuilder {
+        let builder = miso_client::RedisStorage::builder(&self.url());
+        match self.options.tls {
+            None => builder,
+            Some(certs) if self.options.tls_auth_clients => builder
+                .tls_ca_file(&certs.ca)
+                .tls_client_cert(&certs.client_cert, &certs.client_key),
+            Some(certs) => builder.tls_ca_file(&certs.ca),
+        }
+    }
+
+    /// A plain connection to this server, to look at it behind the storage's back.
+    pub fn connection(&self) -> redis::Connection {
+        self.try_connection().expect("connect to Redis")
+    }
+
+    fn try_connection(&self) -> redis::RedisResult<redis::Connection> {
+        let client = match self.options.tls {
+            None => redis::Client::open(self.url())?,
+            Some(certs) => tls_client(&self.url(), certs, self.options.tls_other_ca)?,
+        };
+        let conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
+        conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+        Ok(conn)
+    }
+
+    /// Leaves the server running for the rest of the process; its watchdog stops it.
+    // Never waited for: it lives as long as the process.
+    #[allow(clippy::zombie_processes)]
+    pub fn keep_for_this_process(mut self) {
+        if let Some(child) = self.child.take() {
+            after_exit(&[child.id()], None);
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -197,8 +323,7 @@ impl RedisServer {
         // The port may linger for a moment after a kill; a few tries cover that.
         for _ in 0..20 {
             let child = Command::new("redis-server")
-                .args(["--port", &self.port.to_string()])
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(self.options.server_args(self.port))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()?;
@@ -221,7 +346,12 @@ impl RedisServer {
     }
 
     pub fn pings(&self) -> bool {
-        pings(&self.addr())
+        if self.options.tls.is_none() {
+            return pings(&self.addr());
+        }
+        self.try_connection()
+            .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn))
+            .is_ok()
     }
 
     /// Kills the server (SIGKILL) and waits for it to be gone.
@@ -255,7 +385,7 @@ impl RedisServer {
 
     /// Commands Redis has run of one kind (`INFO commandstats`), e.g. `"mget"`.
     pub fn command_calls(&self, command: &str) -> u64 {
-        let mut conn = raw(&self.url());
+        let mut conn = self.connection();
         let info: String = redis::cmd("INFO")
             .arg("commandstats")
             .query(&mut conn)
@@ -267,6 +397,29 @@ impl RedisServer {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// A client that trusts the test CA (or the other one) and shows the client certificate.
+#[cfg(feature = "redis-tls")]
+pub fn tls_client(url: &str, certs: &Certs, other_ca: bool) -> redis::RedisResult<redis::Client> {
+    let read = |path: &Path| std::fs::read(path).expect("read a test certificate");
+    let ca = if other_ca { &certs.other_ca } else { &certs.ca };
+    let tls = redis::TlsCertificates {
+        client_tls: Some(redis::ClientTlsConfig {
+            client_cert: read(&certs.client_cert),
+            client_key: read(&certs.client_key),
+        }),
+        root_cert: Some(read(ca)),
+    };
+    redis::Client::build_with_tls(url, tls)
+}
+
+#[cfg(not(feature = "redis-tls"))]
+pub fn tls_client(_: &str, _: &Certs, _: bool) -> redis::RedisResult<redis::Client> {
+    Err(redis::RedisError::from((
+        redis::ErrorKind::InvalidClientConfig,
+        "TLS tests need the redis-tls feature",
+    )))
 }
 
 impl Drop for RedisServer {
