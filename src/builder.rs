@@ -31,6 +31,9 @@ pub struct MisoClientBuilder {
     client_token_uri: String,
     storage: Option<Arc<dyn Storage>>,
     clock: Arc<dyn Clock>,
+    /// Whether [`clock`](Self::clock) was called: the default storage then expires entries
+    /// by it too, not by the monotonic clock alone.
+    clock_set: bool,
     ttls: Ttls,
     key_prefix: Option<String>,
     timeout: Duration,
@@ -47,6 +50,7 @@ impl MisoClientBuilder {
             client_token_uri: DEFAULT_CLIENT_TOKEN_URI.to_owned(),
             storage: None,
             clock: Arc::new(SystemClock),
+            clock_set: false,
             ttls: Ttls::default(),
             key_prefix: None,
             timeout: DEFAULT_TIMEOUT,
@@ -89,7 +93,8 @@ impl MisoClientBuilder {
         self
     }
 
-    /// Where cache entries live. Defaults to a [`MemoryStorage`] on the builder's clock.
+    /// Where cache entries live. Defaults to a [`MemoryStorage`] with its default bounds, on
+    /// the builder's clock if one is set.
     pub fn storage(mut self, storage: impl Storage + 'static) -> Self {
         self.storage = Some(Arc::new(storage));
         self
@@ -99,6 +104,7 @@ impl MisoClientBuilder {
     /// [`ManualClock`](crate::ManualClock).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self.clock_set = true;
         self
     }
 
@@ -217,10 +223,13 @@ impl MisoClientBuilder {
     /// The cache of a checked builder.
     fn into_cache(self, client_id: Option<&str>, stats: Arc<Stats>) -> Cache {
         let clock = self.clock;
+        let memory = || match self.clock_set {
+            // The system clock adds nothing to the monotonic bound but a clock read per hit.
+            false => MemoryStorage::new(),
+            true => MemoryStorage::builder().clock(Arc::clone(&clock)).build(),
+        };
         Cache::new(Parts {
-            storage: self.storage.unwrap_or_else(|| {
-                Arc::new(MemoryStorage::builder().clock(Arc::clone(&clock)).build())
-            }),
+            storage: self.storage.unwrap_or_else(|| Arc::new(memory())),
             clock,
             prefix: key_prefix(self.key_prefix, client_id, self.client_token.as_ref()),
             ttls: self.ttls,

@@ -349,8 +349,8 @@ pub use kind::{AnswerKind, MAX_TTL};
 pub use models::UserInfo;
 pub use stats::{CacheStats, KindStats};
 pub use storage::{
-    DEFAULT_MAX_ENTRIES, DEFAULT_REDIS_PORT, MemoryStorage, MemoryStorageBuilder, NoopStorage,
-    RedisConfig, Storage,
+    DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, DEFAULT_REDIS_PORT, MemoryStorage,
+    MemoryStorageBuilder, NoopStorage, RedisConfig, Storage,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

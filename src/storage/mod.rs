@@ -10,7 +10,7 @@ mod memory;
 mod redis;
 mod redis_config;
 
-pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStorage, MemoryStorageBuilder};
+pub use memory::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, MemoryStorage, MemoryStorageBuilder};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStorage, RedisStorageBuilder};
 pub use redis_config::{DEFAULT_REDIS_PORT, RedisConfig};
