@@ -7,7 +7,7 @@ use crate::controller::{Controller, Credentials, endpoint};
 use crate::defaults::{DEFAULT_CLIENT_TOKEN_URI, DEFAULT_KEY_PREFIX, DEFAULT_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::jwt;
-use crate::kind::{AnswerKind, Ttls};
+use crate::kind::{AnswerKind, MAX_TTL, Ttls, too_long};
 use crate::secret::{Secret, redact_url};
 use crate::stats::Stats;
 use crate::storage::{MemoryStorage, Storage};
@@ -38,6 +38,7 @@ pub struct MisoClientBuilder {
     key_prefix: Option<String>,
     timeout: Duration,
     api_key: Option<Secret>,
+    stale_if_error: Duration,
 }
 
 impl MisoClientBuilder {
@@ -55,6 +56,7 @@ impl MisoClientBuilder {
             key_prefix: None,
             timeout: DEFAULT_TIMEOUT,
             api_key: None,
+            stale_if_error: Duration::ZERO,
         }
     }
 
@@ -174,12 +176,29 @@ impl MisoClientBuilder {
         self
     }
 
+    /// Opt-in stale-if-error (RFC 5861): when the controller fails (a timeout, a connection
+    /// failure, a 5xx or a 429: [`Error::is_controller_failure`]), an answer whose entry
+    /// expired no more than `bound` ago is served instead of the error, and counted in
+    /// [`KindStats::stale_served`](crate::KindStats::stale_served). Storage then keeps every
+    /// entry for its TTL plus `bound`, within the storage's own bounds.
+    ///
+    /// Never served: an entry removed by `logout` or `clear_*` (in any process sharing the
+    /// storage), a validation past the token's own `exp`, an answer after the controller
+    /// said the token is not valid (a 401, "not authenticated"), or on `refresh_*`. See the
+    /// crate docs, "When the controller fails". Defaults to zero: off. More than
+    /// [`MAX_TTL`](crate::MAX_TTL) (one year) is refused by `build()`.
+    pub fn stale_if_error(mut self, bound: Duration) -> Self {
+        self.stale_if_error = bound;
+        self
+    }
+
     /// Checks the settings and builds the client. No network I/O.
     ///
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) naming the setting when the controller URL is missing or not
     /// `http(s)://`, when neither a client token nor a client id with a secret is given, or
-    /// when the timeout is zero, or when a TTL is longer than [`MAX_TTL`](crate::MAX_TTL).
+    /// when the timeout is zero, or when a TTL or the stale-if-error bound is longer than
+    /// [`MAX_TTL`](crate::MAX_TTL).
     pub fn build(self) -> Result<MisoClient> {
         let url = match self.controller_url.as_deref().map(str::trim) {
             None | Some("") => Err("controller_url is required".to_owned()),
@@ -217,6 +236,9 @@ impl MisoClientBuilder {
         if self.timeout.is_zero() {
             return Err(Error::Config("timeout must be more than zero".into()));
         }
+        if self.stale_if_error > MAX_TTL {
+            return Err(Error::Config(too_long("stale_if_error")));
+        }
         self.ttls.check().map_err(Error::Config)
     }
 
@@ -235,6 +257,10 @@ impl MisoClientBuilder {
             ttls: self.ttls,
             stats,
             wait_bound: fetch_bound(self.timeout),
+            // A lease outlives one controller call; waiting longer for another process's
+            // fetch would be waiting for a call that has failed.
+            lease_life: self.timeout,
+            stale_if_error: self.stale_if_error,
         })
     }
 }
@@ -310,6 +336,7 @@ impl fmt::Debug for MisoClientBuilder {
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
             .field("api_key", &self.api_key)
+            .field("stale_if_error", &self.stale_if_error)
             .finish()
     }
 }

@@ -212,6 +212,18 @@ impl Error {
         matches!(self, Error::Timeout { .. })
     }
 
+    /// The controller failed to answer: it timed out, could not be reached, or answered 5xx
+    /// or 429. These are the failures
+    /// [`stale_if_error`](crate::MisoClientBuilder::stale_if_error) covers; an answer about
+    /// the token (a 401, a 403) or junk is not one.
+    pub fn is_controller_failure(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::Transport { .. } => true,
+            Error::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+
     /// A configuration problem, including rejected client credentials.
     pub fn is_config(&self) -> bool {
         matches!(self, Error::Config(_) | Error::ClientCredentials { .. })

@@ -286,13 +286,18 @@ impl MemoryStorage {
         }
     }
 
+    /// Removes `key`'s entry from its shard's `slots`, under the write lock.
+    fn remove(slots: &mut Slots, key: &str) {
+        if let Some(old) = slots.map.remove(key) {
+            slots.bytes = slots.bytes.saturating_sub(footprint(key, &old.value));
+        }
+    }
+
     /// Puts an entry into `slots`, its shard under the write lock, making room first if
     /// either bound would be passed. A value that could never fit is not kept, and neither
     /// is what the key held before: the write happened, and the entry was evicted at once.
     fn insert(&self, slots: &mut Slots, key: &str, value: &[u8], ttl: Duration, now: Now) {
-        if let Some(old) = slots.map.remove(key) {
-            slots.bytes = slots.bytes.saturating_sub(footprint(key, &old.value));
-        }
+        Self::remove(slots, key);
         let size = footprint(key, value);
         let inner = &self.inner;
         if size > inner.shard_bytes {
@@ -423,8 +428,8 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    /// Atomic: compared and written under the shard's write lock. An expired entry counts
-    /// as none, as it does for reads.
+    /// Atomic: compared and written (or, with a zero `ttl`, removed) under the shard's write
+    /// lock. An expired entry counts as none, as it does for reads.
     fn set_if(
         &self,
         key: &str,
@@ -438,15 +443,15 @@ impl Storage for MemoryStorage {
         if current.map(|e| &*e.value) != expected {
             return Ok(false);
         }
-        self.insert(&mut slots, key, value, ttl, now);
+        match ttl.is_zero() {
+            true => Self::remove(&mut slots, key),
+            false => self.insert(&mut slots, key, value, ttl, now),
+        }
         Ok(true)
     }
 
     fn delete(&self, key: &str) -> Result<(), StorageError> {
-        let mut slots = self.shard(key).slots.write();
-        if let Some(old) = slots.map.remove(key) {
-            slots.bytes = slots.bytes.saturating_sub(footprint(key, &old.value));
-        }
+        Self::remove(&mut self.shard(key).slots.write(), key);
         Ok(())
     }
 }
@@ -531,6 +536,13 @@ mod tests {
         assert!(
             s.set_if("k", None, b"c", ttl).unwrap(),
             "expired counts as absent"
+        );
+        assert!(!s.set_if("k", Some(b"x"), b"", Duration::ZERO).unwrap());
+        assert!(s.set_if("k", Some(b"c"), b"", Duration::ZERO).unwrap());
+        assert_eq!(
+            (s.get("k").unwrap(), s.len(), s.bytes()),
+            (None, 0, 0),
+            "removed"
         );
     }
 

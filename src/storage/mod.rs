@@ -52,6 +52,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// fetching, so an invalidation that landed while the fetch was out (which leaves a marker,
     /// see [`invalidate`](Storage::invalidate)) is never undone by the older answer.
     ///
+    /// A zero `ttl` removes the key instead (when it holds `expected`): how the client
+    /// releases a fetch lease that has nothing to put back (`ARCHITECTURE.md`, "Leases").
+    ///
     /// Implementations make the comparison and the write one atomic step on this one key
     /// (`MemoryStorage`: under its shard's lock; `RedisStorage`: a Lua script). The default
     /// is **not atomic**: it reads with [`get`](Storage::get), then writes with
@@ -71,7 +74,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
         if self.get(key)?.as_deref() != expected {
             return Ok(false);
         }
-        self.set(key, value, ttl)?;
+        match ttl.is_zero() {
+            true => self.delete(key)?,
+            false => self.set(key, value, ttl)?,
+        }
         Ok(true)
     }
 
