@@ -257,9 +257,6 @@ impl MisoClientBuilder {
             ttls: self.ttls,
             stats,
             wait_bound: fetch_bound(self.timeout),
-            // A lease outlives one controller call; waiting longer for another process's
-            // fetch would be waiting for a call that has failed.
-            lease_life: self.timeout,
             stale_if_error: self.stale_if_error,
         })
     }
@@ -290,8 +287,8 @@ fn key_prefix(prefix: Option<String>, client_id: Option<&str>, token: Option<&Se
 }
 
 /// The longest one fetch of an answer may take: the leader's client-token fetch, its call
-/// and one retry, each bounded by `timeout`, and a second of slack. Coalesced waits and
-/// invalidation markers are sized by it (`ARCHITECTURE.md`, "The cache-aside flow").
+/// and one retry, each bounded by `timeout`, and a second of slack. Coalesced waits, fetch
+/// leases and invalidation markers are sized by it (`ARCHITECTURE.md`, "The cache-aside flow").
 /// Saturating: any timeout is accepted.
 fn fetch_bound(timeout: Duration) -> Duration {
     timeout

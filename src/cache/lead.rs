@@ -136,7 +136,7 @@ impl Cache {
     /// call's wait (its leader crashed, or is slow) is taken over.
     fn claim<T: DeserializeOwned>(&self, kind: AnswerKind, key: &str) -> Claimed<T> {
         // Another's lease delays this call by at most the lease's life.
-        let deadline = Instant::now().checked_add(self.lease_life);
+        let deadline = Instant::now().checked_add(self.fetch_bound);
         for _ in 0..CLAIM_ROUNDS {
             let started = self.started();
             let raw = match self.seen::<T>(kind, key, true) {
@@ -193,11 +193,11 @@ impl Cache {
         raw: Option<Vec<u8>>,
         started: Started,
     ) -> Option<Claimed<T>> {
-        let exp_ms = unix_millis(self.clock.now()).saturating_add(millis(self.lease_life));
+        let exp_ms = unix_millis(self.clock.now()).saturating_add(millis(self.fetch_bound));
         let lease = self.markers.lease(exp_ms);
         let result = self
             .storage
-            .set_if(key, raw.as_deref(), &lease, self.lease_life);
+            .set_if(key, raw.as_deref(), &lease, self.fetch_bound);
         let hold = match self.observe(kind, "write", result) {
             Some(true) => Hold::Lease { lease, prev: raw },
             Some(false) => return None,

@@ -160,11 +160,10 @@ pub(crate) struct Cache {
     /// outage, not one per call.
     storage_failing: AtomicBool,
     /// The longest one fetch may take: how long a thread waits for another thread's fetch
-    /// of the same key, and the shortest life of an invalidation marker.
+    /// of the same key, the life of a fetch lease (so the longest a miss waits for another
+    /// process's fetch, `ARCHITECTURE.md`, "Leases"), and the shortest life of an
+    /// invalidation marker.
     fetch_bound: Duration,
-    /// How long a fetch lease lives, and so the longest a miss waits for another process's
-    /// fetch (`ARCHITECTURE.md`, "Leases").
-    lease_life: Duration,
     /// How long after its expiry an entry may still answer when the controller fails; zero:
     /// never (`ARCHITECTURE.md`, "Stale-if-error").
     stale_if_error: Duration,
@@ -178,7 +177,6 @@ pub(crate) struct Parts {
     pub(crate) ttls: Ttls,
     pub(crate) stats: Arc<Stats>,
     pub(crate) wait_bound: Duration,
-    pub(crate) lease_life: Duration,
     pub(crate) stale_if_error: Duration,
 }
 
@@ -194,7 +192,6 @@ impl Cache {
             markers: Markers::new(),
             storage_failing: AtomicBool::new(false),
             fetch_bound: parts.wait_bound,
-            lease_life: parts.lease_life,
             stale_if_error: parts.stale_if_error,
         }
     }
@@ -255,7 +252,7 @@ impl Cache {
             key,
             asker: self.flights.asker(ask.token),
             // The leader may first wait out another process's lease.
-            wait_bound: self.fetch_bound.saturating_add(self.lease_life),
+            wait_bound: self.fetch_bound.saturating_mul(2),
             endpoint: ask.endpoint,
         };
         self.shared(kind, &ticket, lead).map(V::of)
