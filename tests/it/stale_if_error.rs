@@ -142,6 +142,36 @@ fn never_after_an_invalidation_here_or_by_another_client() {
     }
 }
 
+/// The invalidation lands while the failing call is out (held at the fake): the entry the
+/// lease replaced is gone by the time the call fails.
+#[test]
+fn never_when_invalidated_while_the_failing_call_was_out() {
+    let s = setup();
+    let token = warm(&s);
+    s.clock.advance(TTL + Duration::from_secs(1));
+    assert!(
+        s.client.validate_token(&token).unwrap(),
+        "validation fresh again"
+    );
+    let slow_failure = Fault::status(503).with_delay(Duration::from_millis(500));
+    s.fake.inject(Endpoint::Roles, slow_failure, 1);
+    let before = s.fake.calls(Endpoint::Roles);
+    let client = std::sync::Arc::new(s.client);
+    let asking = {
+        let (client, token) = (client.clone(), token.clone());
+        std::thread::spawn(move || client.get_roles(&token))
+    };
+    let at_fake = || s.fake.calls(Endpoint::Roles) > before;
+    assert!(crate::support::held_write::poll_until(
+        Duration::from_secs(10),
+        at_fake
+    ));
+    client.clear_roles_cache(&token).unwrap();
+    let error = asking.join().unwrap().unwrap_err();
+    assert_eq!(error.status(), Some(503), "{error}");
+    assert_eq!(stale_served(&client, AnswerKind::Roles), 0);
+}
+
 #[test]
 fn never_a_validation_past_the_tokens_exp() {
     let s = Setup::with(|b| {
