@@ -58,6 +58,7 @@ fn main() {
     rows.extend(redis_hit(scale));
     rows.extend(redis_under_load(scale));
     rows.push(cold_start(scale));
+    #[cfg(feature = "redis")]
     rows.extend(fleet_cold_start());
     rows.extend(junk_flood(scale));
     rows.push(jwt_decode(scale));
@@ -365,38 +366,17 @@ fn cold_start(scale: &Scale) -> Row {
     }
 }
 
-/// The issue's fleet: 8 clients (own storage and pool each) on one Redis, 8 threads each,
-/// 50 users, the controller 20 ms away. The same at every scale: it is a count, not a time.
+/// The issue's fleet; see `support::fleet`.
 #[cfg(feature = "redis")]
 fn fleet_cold_start() -> Vec<Row> {
-    let url = "redis://127.0.0.1:6379/0";
-    if std::net::TcpStream::connect("127.0.0.1:6379").is_err() {
-        return Vec::new();
-    }
-    let prefix = format!("miso-bench:fleet:{}:", std::process::id());
-    let shape = (8, 8, 50);
-    let run = support::fleet::cold_start(url, &prefix, shape, Duration::from_millis(20));
-    delete_keys(url, &prefix);
-    let per_key = run.calls_per_key();
-    vec![Row {
-        measure: "fleet cold start: 8 clients (own storage and pool each) on one Redis × 8 \
-                  threads, 50 users, controller 20 ms away"
-            .into(),
-        result: format!(
-            "{} validations + {} roles calls: {per_key:.2} calls per key ({:.0} ms)",
-            run.validations,
-            run.roles,
-            run.took.as_secs_f64() * 1e3
-        ),
-        reference: "one per key: 50 + 50; before fetch leases: 67 + 128 (1.95 per key)".into(),
+    let row = |run: support::fleet::ColdStart| Row {
+        measure: support::fleet::MEASURE.into(),
+        result: run.result(),
+        reference: support::fleet::REFERENCE.into(),
         target: "≤ 1.1 calls per key".into(),
-        met: Some(per_key <= 1.1),
-    }]
-}
-
-#[cfg(not(feature = "redis"))]
-fn fleet_cold_start() -> Vec<Row> {
-    Vec::new()
+        met: Some(run.calls_per_key() <= 1.1),
+    };
+    support::fleet::measure().map(row).into_iter().collect()
 }
 
 fn junk_flood(scale: &Scale) -> Vec<Row> {

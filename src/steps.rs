@@ -100,14 +100,25 @@ impl MisoClient {
             _ => Read::Storage,
         };
         self.user_scoped(token, kind, uid, read, endpoint, || {
-            let answer = self.controller.call(endpoint, Some(token), None)?;
-            if answer.is_bearer_rejection() {
-                self.void_validation(token);
-                return Err(Error::Unauthenticated { endpoint });
-            }
-            let list = answer.decode(endpoint, |body| decode::decode_list(body, field))?;
-            Ok((list, self.cache.ttl(kind)))
+            self.fetch_list(token, kind, (field, endpoint))
         })
+    }
+
+    /// Asks `endpoint` for the list of `kind` in `field`; the list and how long it may be
+    /// cached.
+    fn fetch_list(
+        &self,
+        token: &str,
+        kind: AnswerKind,
+        (field, endpoint): (&'static str, Endpoint),
+    ) -> Result<(Vec<String>, Duration)> {
+        let answer = self.controller.call(endpoint, Some(token), None)?;
+        if answer.is_bearer_rejection() {
+            self.void_validation(token);
+            return Err(Error::Unauthenticated { endpoint });
+        }
+        let list = answer.decode(endpoint, |body| decode::decode_list(body, field))?;
+        Ok((list, self.cache.ttl(kind)))
     }
 
     /// On a storage with costly round trips, a check reads both of its entries at once,

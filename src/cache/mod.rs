@@ -248,14 +248,19 @@ impl Cache {
             // A refresh must reach the refresh endpoint: it never joins a plain fetch.
             return lead().map(|fetched| V::of(fetched.value));
         }
-        let ticket = Ticket {
+        let ticket = self.ticket(key, ask.token, ask.endpoint);
+        self.shared(kind, &ticket, lead).map(V::of)
+    }
+
+    /// What single-flight needs to know of a miss of `key` asked with `token`.
+    fn ticket<'k>(&self, key: &'k str, token: &str, endpoint: Endpoint) -> Ticket<'k> {
+        Ticket {
             key,
-            asker: self.flights.asker(ask.token),
+            asker: self.flights.asker(token),
             // The leader may first wait out another process's lease.
             wait_bound: self.fetch_bound.saturating_mul(2),
-            endpoint: ask.endpoint,
-        };
-        self.shared(kind, &ticket, lead).map(V::of)
+            endpoint,
+        }
     }
 
     /// The miss's fetch through single-flight: led here, or shared with the leader's, unless
