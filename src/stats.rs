@@ -15,7 +15,8 @@ pub struct KindStats {
     pub misses: u64,
     /// Calls made to the controller for this kind (at most one per key at a time).
     pub controller_calls: u64,
-    /// Misses answered by waiting for another thread's call for the same key.
+    /// Misses answered by waiting for another thread's call for the same key, or for the
+    /// answer of another process holding the key's fetch lease.
     pub coalesced_waits: u64,
     /// Storage reads or writes that failed (each was answered from the controller).
     pub storage_errors: u64,
