@@ -384,16 +384,18 @@ impl Cache {
 
     /// Remembers that `token` was validated as `uid`, for as long as an answer keyed by
     /// `uid` may be stored on the strength of that validation: `validation_ttl`, then the
-    /// longest user-scoped TTL, then a fetch. `user_keys` finds the user by it whatever
+    /// longest user-scoped TTL, then a fetch, then the stale-if-error bound. `user_keys` finds the user by it whatever
     /// the TTLs and whether or not the id is the token's own claim.
     pub(crate) fn link(&self, token: &str, uid: &str, validation_ttl: Duration) {
         let longest = self.ttls.longest_user_scoped();
         if longest.is_zero() {
             return;
         }
+        // Entries are kept the stale-if-error bound past their TTL, and may still answer.
         let life = validation_ttl
             .saturating_add(longest)
-            .saturating_add(self.fetch_bound);
+            .saturating_add(self.fetch_bound)
+            .saturating_add(self.stale_if_error);
         let exp_ms = unix_millis(self.clock.now()).saturating_add(millis(life));
         let bytes = encode_named(LINK, exp_ms, &uid);
         let result = self.storage.set(&self.keys.link(token), &bytes, life);

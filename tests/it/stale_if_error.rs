@@ -172,6 +172,30 @@ fn never_when_invalidated_while_the_failing_call_was_out() {
     assert_eq!(stale_served(&client, AnswerKind::Roles), 0);
 }
 
+/// The token→user link outlives every entry that may still answer stale: `logout` of a token
+/// whose subject is not the user id still finds the user's roles, which would otherwise
+/// answer another token of hers during an outage.
+#[test]
+fn logout_finds_the_user_as_long_as_her_entries_may_answer_stale() {
+    let s = setup();
+    s.fake.set_subject_user("alice-sub", "alice");
+    s.fake.set_roles("alice", &["admin"]);
+    let first = s.fake.mint_token("alice-sub", crate::support::HOUR);
+    assert!(s.client.validate_token(&first).unwrap());
+    s.clock.advance(Duration::from_secs(59));
+    // Roles fresh until 119 s, served stale until 149 s.
+    assert_eq!(s.client.get_roles(&first).unwrap(), ["admin"]);
+    s.clock.advance(Duration::from_secs(66));
+    let second = s.fake.mint_token("alice-sub", crate::support::HOUR);
+    assert!(s.client.validate_token(&second).unwrap());
+    // 130 s: past validation TTL + roles TTL + fetch bound (127 s), inside the bound.
+    s.clock.advance(Duration::from_secs(5));
+    s.client.logout(&first).unwrap();
+    failing(&s, &Fault::status(503));
+    let error = s.client.get_roles(&second).unwrap_err();
+    assert_eq!(error.status(), Some(503), "{error}");
+}
+
 #[test]
 fn never_a_validation_past_the_tokens_exp() {
     let s = Setup::with(|b| {
