@@ -75,6 +75,8 @@ fn main() {
     rows.extend(redis_hit(scale));
     rows.extend(redis_under_load(scale));
     rows.push(cold_start(scale));
+    #[cfg(feature = "redis")]
+    rows.extend(fleet_cold_start());
     rows.extend(junk_flood(scale));
     rows.push(jwt_decode(scale));
     let failing = failing::rows(scale);
@@ -338,6 +340,19 @@ fn cold_start(scale: &Scale) -> Row {
         target: "exactly the minimum".into(),
         met: Some((v, r, c) == (50, 50, 1)),
     }
+}
+
+/// The fleet; see `support::fleet`.
+#[cfg(feature = "redis")]
+fn fleet_cold_start() -> Vec<Row> {
+    let row = |run: support::fleet::ColdStart| Row {
+        measure: support::fleet::MEASURE.into(),
+        result: run.result(),
+        reference: support::fleet::REFERENCE.into(),
+        target: "≤ 1.1 calls per key".into(),
+        met: Some(run.calls_per_key() <= 1.1),
+    };
+    support::fleet::measure().map(row).into_iter().collect()
 }
 
 fn junk_flood(scale: &Scale) -> Vec<Row> {

@@ -12,7 +12,7 @@ use crate::defaults::{
 };
 use crate::error::{Error, Result};
 use crate::jwt;
-use crate::kind::{AnswerKind, Ttls};
+use crate::kind::{AnswerKind, MAX_TTL, Ttls, too_long};
 use crate::secret::{Secret, redact_url};
 use crate::stats::Stats;
 use crate::storage::{MemoryStorage, Storage};
@@ -36,12 +36,16 @@ pub struct MisoClientBuilder {
     client_token_uri: String,
     storage: Option<Arc<dyn Storage>>,
     clock: Arc<dyn Clock>,
+    /// Whether [`clock`](Self::clock) was called: the default storage then expires entries
+    /// by it too, not by the monotonic clock alone.
+    clock_set: bool,
     ttls: Ttls,
     key_prefix: Option<String>,
     timeout: Duration,
     api_key: Option<Secret>,
     pool: PoolSettings,
     breaker: BreakerSettings,
+    stale_if_error: Duration,
 }
 
 impl MisoClientBuilder {
@@ -54,6 +58,7 @@ impl MisoClientBuilder {
             client_token_uri: DEFAULT_CLIENT_TOKEN_URI.to_owned(),
             storage: None,
             clock: Arc::new(SystemClock),
+            clock_set: false,
             ttls: Ttls::default(),
             key_prefix: None,
             timeout: DEFAULT_TIMEOUT,
@@ -67,6 +72,7 @@ impl MisoClientBuilder {
                 first_backoff: DEFAULT_BREAKER_FIRST_BACKOFF,
                 max_backoff: DEFAULT_BREAKER_MAX_BACKOFF,
             },
+            stale_if_error: Duration::ZERO,
         }
     }
 
@@ -105,7 +111,8 @@ impl MisoClientBuilder {
         self
     }
 
-    /// Where cache entries live. Defaults to a [`MemoryStorage`] on the builder's clock.
+    /// Where cache entries live. Defaults to a [`MemoryStorage`] with its default bounds, on
+    /// the builder's clock if one is set.
     pub fn storage(mut self, storage: impl Storage + 'static) -> Self {
         self.storage = Some(Arc::new(storage));
         self
@@ -115,6 +122,7 @@ impl MisoClientBuilder {
     /// [`ManualClock`](crate::ManualClock).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self.clock_set = true;
         self
     }
 
@@ -224,13 +232,30 @@ impl MisoClientBuilder {
         self
     }
 
+    /// Opt-in stale-if-error (RFC 5861): when the controller fails (a timeout, a connection
+    /// failure, a 5xx or a 429: [`Error::is_controller_failure`]), an answer whose entry
+    /// expired no more than `bound` ago is served instead of the error, and counted in
+    /// [`KindStats::stale_served`](crate::KindStats::stale_served). Storage then keeps every
+    /// entry for its TTL plus `bound`, within the storage's own bounds.
+    ///
+    /// Never served: an entry removed by `logout` or `clear_*` (in any process sharing the
+    /// storage), a validation past the token's own `exp`, an answer after the controller
+    /// said the token is not valid (a 401, "not authenticated"), or on `refresh_*`. See the
+    /// crate docs, "When the controller fails". Defaults to zero: off. More than
+    /// [`MAX_TTL`](crate::MAX_TTL) (one year) is refused by `build()`.
+    pub fn stale_if_error(mut self, bound: Duration) -> Self {
+        self.stale_if_error = bound;
+        self
+    }
+
     /// Checks the settings and builds the client. No network I/O.
     ///
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) naming the setting when the controller URL is missing or not
     /// `http(s)://`, when neither a client token nor a client id with a secret is given, when
-    /// the timeout is zero, when a TTL is longer than [`MAX_TTL`](crate::MAX_TTL), or when the
-    /// breaker's threshold is zero or its backoff is zero or decreasing.
+    /// the timeout is zero, when a TTL or the stale-if-error bound is longer than
+    /// [`MAX_TTL`](crate::MAX_TTL), or when the breaker's threshold is zero or its backoff is
+    /// zero or decreasing.
     pub fn build(self) -> Result<MisoClient> {
         let url = match self.controller_url.as_deref().map(str::trim) {
             None | Some("") => Err("controller_url is required".to_owned()),
@@ -262,6 +287,9 @@ impl MisoClientBuilder {
         if self.timeout.is_zero() {
             return Err(Error::Config("timeout must be more than zero".into()));
         }
+        if self.stale_if_error > MAX_TTL {
+            return Err(Error::Config(too_long("stale_if_error")));
+        }
         self.ttls.check().map_err(Error::Config)?;
         check_breaker(&self.breaker)
     }
@@ -283,15 +311,19 @@ impl MisoClientBuilder {
     /// The cache of a checked builder.
     fn into_cache(self, client_id: Option<&str>, stats: Arc<Stats>) -> Cache {
         let clock = self.clock;
+        let memory = || match self.clock_set {
+            // The system clock adds nothing to the monotonic bound but a clock read per hit.
+            false => MemoryStorage::new(),
+            true => MemoryStorage::builder().clock(Arc::clone(&clock)).build(),
+        };
         Cache::new(Parts {
-            storage: self.storage.unwrap_or_else(|| {
-                Arc::new(MemoryStorage::builder().clock(Arc::clone(&clock)).build())
-            }),
+            storage: self.storage.unwrap_or_else(|| Arc::new(memory())),
             clock,
             prefix: key_prefix(self.key_prefix, client_id, self.client_token.as_ref()),
             ttls: self.ttls,
             stats,
             wait_bound: fetch_bound(self.timeout),
+            stale_if_error: self.stale_if_error,
         })
     }
 }
@@ -321,8 +353,8 @@ fn key_prefix(prefix: Option<String>, client_id: Option<&str>, token: Option<&Se
 }
 
 /// The longest one fetch of an answer may take: the leader's client-token fetch, its call
-/// and one retry, each bounded by `timeout`, and a second of slack. Coalesced waits and
-/// invalidation markers are sized by it (`ARCHITECTURE.md`, "The cache-aside flow").
+/// and one retry, each bounded by `timeout`, and a second of slack. Coalesced waits, fetch
+/// leases and invalidation markers are sized by it (`ARCHITECTURE.md`, "The cache-aside flow").
 /// Saturating: any timeout is accepted.
 fn fetch_bound(timeout: Duration) -> Duration {
     timeout
@@ -382,6 +414,7 @@ impl fmt::Debug for MisoClientBuilder {
             .field("api_key", &self.api_key)
             .field("pool", &self.pool)
             .field("breaker", &self.breaker)
+            .field("stale_if_error", &self.stale_if_error)
             .finish()
     }
 }

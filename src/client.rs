@@ -116,15 +116,16 @@ impl MisoClient {
         let endpoint = kind.spec().endpoint;
         self.user_scoped(token, kind, uid, Read::Storage, endpoint, || {
             let answer = self.controller.call(endpoint, Some(token), None)?;
-            if answer.is_bearer_rejection() {
-                return Ok((None, Duration::ZERO));
-            }
-            let user = answer.decode(endpoint, decode::decode_user)?;
-            let ttl = match user {
-                Some(_) => self.cache.ttl(kind),
-                None => Duration::ZERO,
+            let user = match answer.is_bearer_rejection() {
+                true => None,
+                false => answer.decode(endpoint, decode::decode_user)?,
             };
-            Ok((user, ttl))
+            let Some(user) = user else {
+                // Not authenticated: the token is not valid.
+                self.void_validation(token);
+                return Ok((None, Duration::ZERO));
+            };
+            Ok((Some(user), self.cache.ttl(kind)))
         })
     }
 

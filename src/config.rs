@@ -46,9 +46,11 @@ use std::time::Duration;
 /// | `cache.user_ttl` / `userTTL` | seconds | 300 |
 /// | `cache.role_ttl` / `roleTTL` | seconds | 900 |
 /// | `cache.permission_ttl` / `permissionTTL` | seconds | 900 |
+/// | `cache.stale_if_error` / `staleIfError` | seconds | 0 (off) |
 ///
 /// TTLs are numbers of seconds (fractions allowed), at most [`MAX_TTL`](crate::MAX_TTL) (one
 /// year); zero turns caching of that kind off. Read them with [`ttl`](Config::ttl).
+/// `staleIfError` is [`MisoClientBuilder::stale_if_error`], in seconds, with the same cap.
 ///
 /// ```
 /// use miso_client::{AnswerKind, Config};
@@ -91,6 +93,10 @@ pub struct Config {
     /// Where to cache: Redis when set, else an in-process
     /// [`MemoryStorage`](crate::MemoryStorage). Defaults to none.
     pub redis: Option<RedisConfig>,
+    /// How long after its expiry an entry may answer when the controller fails
+    /// (`cache.stale_if_error` / `staleIfError`); see
+    /// [`MisoClientBuilder::stale_if_error`]. Defaults to zero: off.
+    pub stale_if_error: Duration,
     /// One TTL per kind of answer; see [`ttl`](Config::ttl).
     ttls: Ttls,
 }
@@ -107,6 +113,7 @@ impl Config {
             client_token_uri: None,
             api_key: None,
             redis: None,
+            stale_if_error: Duration::ZERO,
             ttls: Ttls::default(),
         }
     }
@@ -216,6 +223,7 @@ impl Config {
         for kind in AnswerKind::ALL {
             builder = builder.ttl(kind, self.ttls.of(kind));
         }
+        builder = builder.stale_if_error(self.stale_if_error);
         if let Some(id) = self.client_id {
             builder = builder.client_id(id);
         }
@@ -252,6 +260,9 @@ impl Config {
         }
         if let Some(cache) = top.section("cache")? {
             config.read_ttls(&cache)?;
+            if let Some(bound) = capped_seconds(&cache, STALE_IF_ERROR)? {
+                config.stale_if_error = bound;
+            }
         }
         Ok(config)
     }
@@ -259,18 +270,27 @@ impl Config {
     /// The TTLs of the `cache` object, each at most [`MAX_TTL`].
     fn read_ttls(&mut self, cache: &Section<'_>) -> std::result::Result<(), String> {
         for kind in AnswerKind::ALL {
-            let keys = kind.spec().config_keys;
-            let Some(ttl) = cache.seconds(keys)? else {
-                continue;
-            };
-            if ttl > MAX_TTL {
-                let name = cache.find(keys).map(|setting| setting.name().to_owned());
-                return Err(too_long(&name.unwrap_or_default()));
+            if let Some(ttl) = capped_seconds(cache, kind.spec().config_keys)? {
+                self.set_ttl(kind, ttl);
             }
-            self.set_ttl(kind, ttl);
         }
         Ok(())
     }
+}
+
+/// A number of seconds under `keys` of the `cache` object, at most [`MAX_TTL`].
+fn capped_seconds(
+    cache: &Section<'_>,
+    keys: &[&str],
+) -> std::result::Result<Option<Duration>, String> {
+    let Some(seconds) = cache.seconds(keys)? else {
+        return Ok(None);
+    };
+    if seconds > MAX_TTL {
+        let name = cache.find(keys).map(|setting| setting.name().to_owned());
+        return Err(too_long(&name.unwrap_or_default()));
+    }
+    Ok(Some(seconds))
 }
 
 /// The settings of [`Config`] as the SDKs spell them, in the environment and in config files.
@@ -294,6 +314,8 @@ const CLIENT_TOKEN_URI: Field<'static> = Field {
     env: &["MISO_CLIENT_TOKEN_URI"],
     keys: &["client_token_uri", "clientTokenUri"],
 };
+/// In the `cache` object of a config file.
+const STALE_IF_ERROR: &[&str] = &["stale_if_error", "staleIfError"];
 const API_KEY: Field<'static> = Field {
     env: &["MISO_API_KEY", "API_KEY"],
     keys: &["api_key", "apiKey"],
@@ -368,6 +390,7 @@ impl fmt::Debug for Config {
             .field("client_token_uri", &self.client_token_uri)
             .field("api_key", &redacted(&self.api_key))
             .field("redis", &self.redis)
+            .field("stale_if_error", &self.stale_if_error)
             .field("ttls", &self.ttls)
             .finish()
     }
@@ -630,6 +653,40 @@ mod tests {
         );
         assert_eq!(ttl(r#"{"user_ttl":0.5}"#), Duration::from_millis(500));
         assert_eq!(ttl(r#"{"user_ttl":0}"#), Duration::ZERO);
+    }
+
+    #[test]
+    fn json_stale_if_error_both_spellings_default_and_cap() {
+        let read = |cache: &str| {
+            parse(&format!(
+                r#"{{"controllerUrl":"http://c","cache":{cache}}}"#
+            ))
+            .map(|config| config.stale_if_error)
+        };
+        assert_eq!(read("{}").unwrap(), Duration::ZERO, "off by default");
+        assert_eq!(
+            read(r#"{"staleIfError":30}"#).unwrap(),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            read(r#"{"staleIfError":30,"stale_if_error":0.5}"#).unwrap(),
+            Duration::from_millis(500)
+        );
+        let error = read(r#"{"staleIfError":31536001}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("cache.staleIfError must be at most"),
+            "{error}"
+        );
+        let error = read(r#"{"stale_if_error":"hunter2"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cache.stale_if_error") && !error.contains("hunter2"));
+        let mut config = parse(r#"{"controllerUrl":"http://c","clientToken":"t"}"#).unwrap();
+        config.stale_if_error = MAX_TTL + Duration::from_secs(1);
+        let error = MisoClient::from_config(config).unwrap_err().to_string();
+        assert!(error.contains("stale_if_error must be at most"), "{error}");
     }
 
     #[test]

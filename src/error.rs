@@ -249,8 +249,9 @@ impl Error {
 
     /// The controller failed, as opposed to answering: a timeout, a connection failure, a
     /// 5xx or 429 status, or the client shielding it ([`is_unavailable`](Error::is_unavailable)).
-    /// These are the failures the circuit breaker counts; a 4xx other than 429, an invalid
-    /// token or an undecodable 2xx body is an answer.
+    /// These are the failures the circuit breaker counts and
+    /// [`stale_if_error`](crate::MisoClientBuilder::stale_if_error) covers; a 4xx other than
+    /// 429, an invalid token or an undecodable 2xx body is an answer.
     pub fn is_controller_failure(&self) -> bool {
         match self {
             Error::Timeout { .. } | Error::Transport { .. } | Error::Unavailable { .. } => true,

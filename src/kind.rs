@@ -116,11 +116,17 @@ impl AnswerKind {
         self.spec().default_ttl
     }
 
+    /// Whether the kind is keyed by the token (validation): an answer saying the token is not
+    /// valid then speaks for everything stored under the key.
+    pub(crate) fn keyed_by_token(self) -> bool {
+        self == AnswerKind::Validation
+    }
+
     /// The kinds keyed by user id: everything but validation, which is keyed by token.
     pub(crate) fn user_scoped() -> impl Iterator<Item = AnswerKind> + Clone {
         AnswerKind::ALL
             .into_iter()
-            .filter(|kind| *kind != AnswerKind::Validation)
+            .filter(|kind| !kind.keyed_by_token())
     }
 
     /// The kind whose answer `endpoint` gives, if it gives one.

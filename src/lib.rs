@@ -157,7 +157,8 @@
 //! envelopes, `{"miso":"<kind>","exp":<unix ms>,"v":<payload>}`; anything else under our key
 //! (junk, another SDK's format, another kind) is a miss and is overwritten. Invalidation
 //! also keeps `{prefix}token_user:{sha256 hex of the token}` (the user a token was validated
-//! as) and leaves `{"miso":"tombstone",…}` markers, which no question reads as an answer.
+//! as) and leaves `{"miso":"tombstone",…}` markers, and a fetch in progress leaves a
+//! `{"miso":"lease",…}`; no question reads either as an answer.
 //!
 //! The rules the cache keeps:
 //! - **Validate before authorize.** Roles, permissions and user info are looked up by the user
@@ -174,16 +175,24 @@
 //! - **An invalidation sticks.** Once `clear_*` or `logout` returns `Ok`, no answer fetched
 //!   before it is stored afterwards, in this process or any other sharing the storage: it
 //!   leaves a short-lived tombstone, and answers are written by compare-and-set.
-//! - **One token's answer is never another's.** Concurrent misses share one fetch, but an
-//!   answer that depends on the token (a 401, "not authenticated") goes only to its own
-//!   token; `refresh_*` never joins a plain fetch.
+//! - **One fetch per key, across processes.** Concurrent misses of one key share one
+//!   controller call: in one process they wait for its leader; processes sharing a storage
+//!   (Redis) wait for the one holding the key's short-lived *fetch lease*, which expires by
+//!   itself, so a crashed leader delays the others by at most the lease's life (the fetch
+//!   bound, `3 × timeout + 1 s`). When the storage is down, single-flight is per process.
+//! - **One token's answer is never another's.** An answer that depends on the token (a 401,
+//!   "not authenticated") goes only to its own token; `refresh_*` never joins a plain fetch.
 //! - **Time only shortens.** An answer expires its TTL after its controller call *began*, so
 //!   a slow call never stretches it past the token's `exp`; TTLs are at most [`MAX_TTL`]
 //!   (one year), and no setting or answer makes time arithmetic panic.
 //!
 //! # Storage
 //!
-//! - [`MemoryStorage`] (the default): in-process, bounded (10 000 entries by default), sharded.
+//! - [`MemoryStorage`] (the default): in-process and sharded, bounded both in entries
+//!   ([`DEFAULT_MAX_ENTRIES`], 10 000) and in bytes of keys and values ([`DEFAULT_MAX_BYTES`],
+//!   64 MiB), both enforced on every write; a value larger than one shard's share of the
+//!   bytes (1 MiB with the defaults) is not kept. Entries live at most their TTL by the
+//!   monotonic clock, whatever the wall clock does.
 //! - [`RedisStorage`] (feature `redis`, on by default): one cache shared by every process and
 //!   host, over an r2d2 pool with short timeouts; when Redis is down, calls skip it for a
 //!   cool-down instead of each waiting out a timeout.
@@ -228,6 +237,9 @@
 //!
 //! The client reads time only from its [`Clock`] (default [`SystemClock`]). Tests pass a
 //! [`ManualClock`] and move it: entries expire at exactly their TTL, independent of the storage.
+//! A wall clock stepped back never stretches an entry: the storage drops it its TTL after it
+//! was written by a clock that only moves forward (`MemoryStorage`: the monotonic clock;
+//! Redis: `PX`).
 //! A validation answer is cached for `min(validation_ttl, exp − now − 30 s)`, at least 60 s
 //! (or `validation_ttl` if smaller) but never beyond the token's `exp`; only valid answers are
 //! cached.
@@ -330,6 +342,33 @@
 //!
 //! clock.advance(Duration::from_secs(30));
 //! assert!(client.validate_token(&token)?);
+//! # Ok::<(), miso_client::Error>(())
+//! ```
+//!
+//! ## Stale-if-error
+//!
+//! Off by default. With [`stale_if_error(bound)`](MisoClientBuilder::stale_if_error) (or
+//! `cache.stale_if_error` / `staleIfError` in a config file, in seconds), a question whose
+//! cached answer expired no more than `bound` ago is answered with it when the controller
+//! fails ([`Error::is_controller_failure`]: a timeout, a connection failure, 5xx or 429),
+//! instead of the error; [`KindStats::stale_served`] counts those answers. Storage keeps
+//! entries `bound` past their TTL for this, within its bounds. It is never served:
+//! - for an entry removed by `logout` or `clear_*` (removed means gone, in every process
+//!   sharing the storage, even when the removal lands while the failing call is out);
+//! - for a validation past the token's own `exp` (refused locally, as always);
+//! - once the controller said the token is not valid (a 401, "not authenticated"): that
+//!   removes the token's cached validation;
+//! - by `refresh_*`, which asks for fresh data.
+//!
+//! ```
+//! use miso_client::MisoClient;
+//! use std::time::Duration;
+//!
+//! let client = MisoClient::builder()
+//!     .controller_url("https://controller.example.com")
+//!     .client_token("pre-issued-client-token")
+//!     .stale_if_error(Duration::from_secs(300)) // answers up to 5 min past their TTL
+//!     .build()?;
 //! # Ok::<(), miso_client::Error>(())
 //! ```
 //!
@@ -441,7 +480,8 @@
 //! headers.
 //!
 //! [`MisoClient::stats`] counts, per kind of answer, hits, misses, controller calls,
-//! coalesced waits and storage errors: relaxed atomics, cheap enough to read on every
+//! coalesced waits (for a fetch in this process or another's lease), storage errors and
+//! stale answers served: relaxed atomics, cheap enough to read on every
 //! request.
 //!
 //! ```
@@ -515,8 +555,8 @@ pub use kind::{AnswerKind, MAX_TTL};
 pub use models::UserInfo;
 pub use stats::{CacheStats, KindStats};
 pub use storage::{
-    DEFAULT_CLUSTER_PORT, DEFAULT_MAX_ENTRIES, DEFAULT_REDIS_PORT, DEFAULT_SENTINEL_PORT,
-    MemoryStorage, MemoryStorageBuilder, NoopStorage, RedisConfig, Storage,
+    DEFAULT_CLUSTER_PORT, DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, DEFAULT_REDIS_PORT,
+    DEFAULT_SENTINEL_PORT, MemoryStorage, MemoryStorageBuilder, NoopStorage, RedisConfig, Storage,
 };
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -15,10 +15,14 @@ pub struct KindStats {
     pub misses: u64,
     /// Calls made to the controller for this kind (at most one per key at a time).
     pub controller_calls: u64,
-    /// Misses answered by waiting for another thread's call for the same key.
+    /// Misses answered by waiting for another thread's call for the same key, or for the
+    /// answer of another process holding the key's fetch lease.
     pub coalesced_waits: u64,
     /// Storage reads or writes that failed (each was answered from the controller).
     pub storage_errors: u64,
+    /// Answers served from an expired entry because the controller failed
+    /// ([`stale_if_error`](crate::MisoClientBuilder::stale_if_error)).
+    pub stale_served: u64,
 }
 
 impl KindStats {
@@ -91,9 +95,10 @@ enum Counter {
     ControllerCall,
     Coalesced,
     StorageError,
+    StaleServed,
 }
 
-const COUNTERS: usize = 5;
+const COUNTERS: usize = 6;
 
 /// Controller calls that serve no kind of answer, counted in a row of their own.
 #[derive(Clone, Copy)]
@@ -167,6 +172,9 @@ impl Stats {
     pub(crate) fn storage_error(&self, kind: AnswerKind) {
         self.count(kind, Counter::StorageError);
     }
+    pub(crate) fn stale_served(&self, kind: AnswerKind) {
+        self.count(kind, Counter::StaleServed);
+    }
 
     /// Counts a request to `endpoint`, under the kind of answer it serves.
     pub(crate) fn controller_call(&self, endpoint: Endpoint) {
@@ -202,6 +210,7 @@ impl Stats {
                 controller_calls: sum(Counter::ControllerCall),
                 coalesced_waits: sum(Counter::Coalesced),
                 storage_errors: sum(Counter::StorageError),
+                stale_served: sum(Counter::StaleServed),
             }
         };
         CacheStats {

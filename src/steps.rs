@@ -37,7 +37,10 @@ impl MisoClient {
             Some((key, raw)) => (key, Read::Prefetched(raw)),
             None => (self.cache.keys().validation(token), Read::Storage),
         };
-        let ask = Ask::new(AnswerKind::Validation, &key, read, token);
+        // A token refused locally is answered without the controller: no lease, no store.
+        let needs_controller =
+            || jwt::decode_unverified(token).is_ok_and(|c| !c.is_expired_at(self.cache.now()));
+        let ask = Ask::new(AnswerKind::Validation, &key, read, token).checked_by(&needs_controller);
         let seen: Option<V> = self.cache.flow(ask, || self.fetch_validation(token))?;
         Ok(seen.map(Identity::User))
     }
@@ -108,21 +111,22 @@ impl MisoClient {
             }
             _ => Read::Storage,
         };
-        let fetched = || self.fetch_list(token, kind, fetch);
+        let fetched = || self.fetch_list(token, kind, fetch.of_list(kind));
         self.user_scoped(token, kind, uid.clone(), read, endpoint, fetched)
             .map(|list| (uid, list))
     }
 
-    /// Asks the controller for a list; the answer and how long it may be cached.
+    /// Asks `endpoint` for the list of `kind` in `field`; the list and how long it may be
+    /// cached.
     fn fetch_list(
         &self,
         token: &str,
         kind: AnswerKind,
-        fetch: Fetch,
+        (field, endpoint): (&'static str, Endpoint),
     ) -> Result<(Vec<String>, Duration)> {
-        let (field, endpoint) = fetch.of_list(kind);
         let answer = self.controller.call(endpoint, Some(token), None)?;
         if answer.is_bearer_rejection() {
+            self.void_validation(token);
             return Err(Error::Unauthenticated { endpoint });
         }
         let list = answer.decode(endpoint, |body| decode::decode_list(body, field))?;
@@ -169,6 +173,16 @@ impl MisoClient {
                 self.cache.flow(ask, fetch)
             }
             None => fetch().map(|(value, _)| value),
+        }
+    }
+
+    /// The controller said `token` is not valid while answering another question: its
+    /// cached validation goes, so that neither a hit nor stale-if-error answers for it again
+    /// (`ARCHITECTURE.md`, "Stale-if-error"). Storage trouble here is only logged.
+    pub(crate) fn void_validation(&self, token: &str) {
+        let key = self.cache.keys().validation(token);
+        if let Err(error) = self.cache.invalidate(&[key]) {
+            log::debug!(target: "miso_client::cache", "a rejected token's validation stays: {error}");
         }
     }
 

@@ -1,6 +1,8 @@
 //! Shared by the criterion benches and the report: typical tokens and the reference work.
 #![allow(dead_code)] // each bench binary uses part of this
 
+#[cfg(feature = "redis")]
+pub mod fleet;
 pub mod redis_load;
 
 use miso_client::MisoClient;

@@ -2,7 +2,7 @@
 
 use crate::kind::AnswerKind;
 use crate::models::Object;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
 /// The stored form of every entry: `{"miso":"<kind>","exp":<unix ms>,"v":<payload>}`.
@@ -23,6 +23,14 @@ struct Envelope<'a, T> {
 pub(crate) const TOMBSTONE: &str = "tombstone";
 /// The name of a token→user link's envelope: which user a token was validated as.
 pub(crate) const LINK: &str = "token_user";
+/// The name of a fetch lease's envelope: the key is being fetched by the process that wrote
+/// it (`ARCHITECTURE.md`, "Leases"); no question decodes one as its answer.
+pub(crate) const LEASE: &str = "lease";
+
+/// Whether `bytes` are a fetch lease (always written in the canonical form).
+pub(crate) fn is_lease(bytes: &[u8]) -> bool {
+    bytes.starts_with(br#"{"miso":"lease","#)
+}
 
 /// Encodes `value` as the envelope of `kind` expiring at `exp_ms`.
 pub(crate) fn encode_envelope<T: Serialize>(kind: AnswerKind, exp_ms: u64, value: &T) -> Vec<u8> {
@@ -55,6 +63,38 @@ pub(crate) fn decode_named<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Opt
     }
     let Object(envelope) = serde_json::from_slice::<Object<Envelope<'_, T>>>(bytes).ok()?;
     (envelope.miso == name).then_some((envelope.v, envelope.exp))
+}
+
+/// The payload of an envelope of `kind` that is still fresh at `now_ms`. The canonical form's
+/// expiry is read before its payload, so an expired entry kept for stale-if-error costs no
+/// decode on the hit path.
+pub(crate) fn decode_fresh<T: DeserializeOwned>(
+    kind: AnswerKind,
+    bytes: &[u8],
+    now_ms: u64,
+) -> Option<T> {
+    if let Some((exp, payload)) = canonical_parts(kind.name(), bytes) {
+        return (exp > now_ms)
+            .then(|| serde_json::from_slice(payload).ok())
+            .flatten();
+    }
+    let (value, exp) = decode_envelope(kind, bytes)?;
+    (exp > now_ms).then_some(value)
+}
+
+/// The name and expiry of any envelope, its payload left undecoded.
+pub(crate) fn header(bytes: &[u8]) -> Option<(&str, u64)> {
+    let canonical = || {
+        let rest = bytes.strip_prefix(br#"{"miso":""#)?;
+        let end = rest.iter().position(|b| *b == b'"')?;
+        let name = std::str::from_utf8(&rest[..end]).ok()?;
+        canonical_parts(name, bytes).map(|(exp, _)| (name, exp))
+    };
+    canonical().or_else(|| {
+        let parsed = serde_json::from_slice::<Object<Envelope<'_, IgnoredAny>>>(bytes);
+        let Object(envelope) = parsed.ok()?;
+        Some((envelope.miso, envelope.exp))
+    })
 }
 
 /// The expiry and payload of an envelope exactly as [`encode_envelope`] writes it
@@ -102,11 +142,36 @@ mod tests {
     }
 
     #[test]
+    fn fresh_entries_decode_and_expired_ones_do_not() {
+        let bytes = encode_envelope(AnswerKind::Roles, 42, &["a"]);
+        let fresh = |now| decode_fresh::<Vec<String>>(AnswerKind::Roles, &bytes, now);
+        assert_eq!(fresh(41), Some(vec!["a".to_owned()]));
+        assert_eq!(fresh(42), None);
+        let spaced = br#"{ "exp": 42, "miso": "roles", "v": ["a"] }"#;
+        assert!(decode_fresh::<Vec<String>>(AnswerKind::Roles, spaced, 41).is_some());
+        assert!(decode_fresh::<Vec<String>>(AnswerKind::Roles, spaced, 42).is_none());
+    }
+
+    #[test]
+    fn headers_name_any_envelope() {
+        let lease = encode_named(LEASE, 7, &"id");
+        assert!(is_lease(&lease));
+        assert_eq!(header(&lease), Some((LEASE, 7)));
+        assert_eq!(
+            header(br#"{"v":1,"exp":9,"miso":"roles"}"#),
+            Some(("roles", 9))
+        );
+        assert_eq!(header(b"junk"), None);
+        assert!(!is_lease(&encode_named(TOMBSTONE, 7, &"id")));
+    }
+
+    #[test]
     fn markers_decode_as_no_kind() {
         let tombstone = encode_named(TOMBSTONE, 42, &"0123abcd");
         let link = encode_named(LINK, 42, &"u-123");
+        let lease = encode_named(LEASE, 42, &"0123abcd");
         for kind in AnswerKind::ALL {
-            for marker in [&tombstone, &link] {
+            for marker in [&tombstone, &link, &lease] {
                 assert!(decode_envelope::<serde::de::IgnoredAny>(kind, marker).is_none());
             }
         }

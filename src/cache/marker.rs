@@ -1,20 +1,21 @@
-//! Invalidation markers (`ARCHITECTURE.md`, "Envelope"): what `clear_*` and `logout` leave
-//! under a key instead of deleting it, so that a fetch already in flight cannot store its
-//! older answer there afterwards.
+//! Markers (`ARCHITECTURE.md`, "Envelope"): what `clear_*` and `logout` leave under a key
+//! instead of deleting it (tombstones), so that a fetch already in flight cannot store its
+//! older answer there afterwards, and what a leader leaves while it fetches (leases), so that
+//! other processes wait for its answer instead of calling too.
 
-use super::envelope::{TOMBSTONE, encode_named};
+use super::envelope::{LEASE, TOMBSTONE, encode_named};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Issues tombstones, each unlike any other: a compare-and-set that expected an earlier
-/// tombstone (or none) never matches a later one, in this process or another.
-pub(crate) struct Tombstones {
-    /// Random per cache, so two processes' tombstones differ.
+/// Issues markers, each unlike any other: a compare-and-set that expected an earlier marker
+/// (or none) never matches a later one, in this process or another.
+pub(crate) struct Markers {
+    /// Random per cache, so two processes' markers differ.
     seed: u64,
     issued: AtomicU64,
 }
 
-impl Tombstones {
+impl Markers {
     pub(crate) fn new() -> Self {
         Self {
             seed: RandomState::new().hash_one(std::process::id()),
@@ -23,9 +24,18 @@ impl Tombstones {
     }
 
     /// A new tombstone, `{"miso":"tombstone","exp":<exp_ms>,"v":"<32 hex digits>"}`.
-    pub(crate) fn issue(&self, exp_ms: u64) -> Vec<u8> {
+    pub(crate) fn tombstone(&self, exp_ms: u64) -> Vec<u8> {
+        self.issue(TOMBSTONE, exp_ms)
+    }
+
+    /// A new fetch lease, `{"miso":"lease","exp":<exp_ms>,"v":"<32 hex digits>"}`.
+    pub(crate) fn lease(&self, exp_ms: u64) -> Vec<u8> {
+        self.issue(LEASE, exp_ms)
+    }
+
+    fn issue(&self, name: &str, exp_ms: u64) -> Vec<u8> {
         let n = self.issued.fetch_add(1, Ordering::Relaxed);
-        encode_named(TOMBSTONE, exp_ms, &format!("{:016x}{n:016x}", self.seed))
+        encode_named(name, exp_ms, &format!("{:016x}{n:016x}", self.seed))
     }
 }
 
@@ -34,12 +44,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tombstones_never_repeat() {
-        let (a, b) = (Tombstones::new(), Tombstones::new());
-        let issued = [a.issue(1), a.issue(1), b.issue(1), b.issue(1)];
+    fn markers_never_repeat() {
+        let (a, b) = (Markers::new(), Markers::new());
+        let issued = [a.tombstone(1), a.lease(1), b.tombstone(1), b.tombstone(1)];
         for (i, x) in issued.iter().enumerate() {
-            assert!(x.starts_with(br#"{"miso":"tombstone","exp":1,"v":""#));
-            assert!(issued[i + 1..].iter().all(|y| x != y));
+            assert!(x.starts_with(br#"{"miso":"#) && x.ends_with(br#""}"#));
+            assert!(
+                issued[i + 1..]
+                    .iter()
+                    .all(|y| x[x.len() - 34..] != y[y.len() - 34..])
+            );
         }
+        assert!(issued[0].starts_with(br#"{"miso":"tombstone","exp":1,"v":""#));
+        assert!(issued[1].starts_with(br#"{"miso":"lease","exp":1,"v":""#));
     }
 }

@@ -7,12 +7,13 @@
 
 mod envelope;
 mod keys;
+mod lead;
 mod marker;
 
 #[cfg(feature = "fuzzing")]
+#[cfg(feature = "fuzzing")]
 pub(crate) use envelope::TOMBSTONE;
-pub(crate) use envelope::decode_named;
-pub(crate) use envelope::{decode_envelope, encode_envelope};
+pub(crate) use envelope::{decode_envelope, decode_named, encode_envelope};
 pub(crate) use keys::Keys;
 
 use crate::Endpoint;
@@ -22,14 +23,15 @@ use crate::flight::{Flights, Ticket};
 use crate::kind::{AnswerKind, Ttls};
 use crate::stats::Stats;
 use crate::storage::Storage;
-use envelope::{LINK, encode_named};
-use marker::Tombstones;
+use envelope::{LINK, decode_fresh, encode_named};
+use lead::{Fetched, How, Mode};
+use marker::Markers;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 /// Safety margin before a token's `exp`: a validation is never cached into its last 30 s.
 const EXP_MARGIN: Duration = Duration::from_secs(30);
@@ -112,6 +114,8 @@ pub(crate) struct Ask<'a> {
     endpoint: Endpoint,
     /// The token asking: only told apart from other tokens, in single-flight.
     token: &'a str,
+    /// Whether the answer needs the controller at all (see [`Ask::checked_by`]).
+    needs_controller: Option<&'a dyn Fn() -> bool>,
 }
 
 impl<'a> Ask<'a> {
@@ -124,6 +128,7 @@ impl<'a> Ask<'a> {
             read,
             endpoint,
             token,
+            needs_controller: None,
         }
     }
 
@@ -131,23 +136,16 @@ impl<'a> Ask<'a> {
     pub(crate) fn via(self, endpoint: Endpoint) -> Self {
         Self { endpoint, ..self }
     }
-}
 
-/// What the leader found under the key just before it fetched.
-enum Seen<T> {
-    /// A fresh answer (another thread stored it meanwhile): no fetch.
-    Fresh(T),
-    /// These bytes (or nothing): the fetched answer is stored only over exactly them.
-    Raw(Option<Vec<u8>>),
-    /// Not read (the kind is not cached) or unreadable: the answer is not stored.
-    Unknown,
-}
-
-/// When a fetch began, by the client's clock (for the answer's expiry) and by the monotonic
-/// clock (for how long it took).
-struct Started {
-    unix_ms: u64,
-    at: Instant,
+    /// The same question, where a miss first asks `needs_controller`: when it says no (a
+    /// token refused locally), the fetch answers without the controller, and the leader
+    /// neither leases the key nor stores anything.
+    pub(crate) fn checked_by(self, needs_controller: &'a dyn Fn() -> bool) -> Self {
+        Self {
+            needs_controller: Some(needs_controller),
+            ..self
+        }
+    }
 }
 
 /// The cache-aside flow over one storage and one clock.
@@ -158,13 +156,18 @@ pub(crate) struct Cache {
     ttls: Ttls,
     stats: Arc<Stats>,
     flights: Flights,
-    tombstones: Tombstones,
+    markers: Markers,
     /// Set after a storage failure is logged, cleared on the next success: one warning per
     /// outage, not one per call.
     storage_failing: AtomicBool,
     /// The longest one fetch may take: how long a thread waits for another thread's fetch
-    /// of the same key, and the shortest life of an invalidation marker.
+    /// of the same key, the life of a fetch lease (so the longest a miss waits for another
+    /// process's fetch, `ARCHITECTURE.md`, "Leases"), and the shortest life of an
+    /// invalidation marker.
     fetch_bound: Duration,
+    /// How long after its expiry an entry may still answer when the controller fails; zero:
+    /// never (`ARCHITECTURE.md`, "Stale-if-error").
+    stale_if_error: Duration,
 }
 
 /// What a cache is made of; see [`Cache::new`].
@@ -175,6 +178,7 @@ pub(crate) struct Parts {
     pub(crate) ttls: Ttls,
     pub(crate) stats: Arc<Stats>,
     pub(crate) wait_bound: Duration,
+    pub(crate) stale_if_error: Duration,
 }
 
 impl Cache {
@@ -186,9 +190,10 @@ impl Cache {
             ttls: parts.ttls,
             stats: parts.stats,
             flights: Flights::default(),
-            tombstones: Tombstones::new(),
+            markers: Markers::new(),
             storage_failing: AtomicBool::new(false),
             fetch_bound: parts.wait_bound,
+            stale_if_error: parts.stale_if_error,
         }
     }
 
@@ -214,8 +219,9 @@ impl Cache {
     /// The flow. `fetch` calls the controller and says how long its answer may be kept
     /// (zero: not at all, e.g. a failed validation); only successful answers are stored, and
     /// only if no invalidation of the key happened since the fetch began. A hit decodes only
-    /// the view `V`; a fetch (shared with concurrent misses, unless its answer is personal to
-    /// the token that asked) yields `T`. A kind whose TTL is zero is neither read nor written.
+    /// the view `V`; a fetch (shared with concurrent misses in this process, unless its
+    /// answer is personal to the token that asked, and with other processes through a
+    /// lease) yields `T`. A kind whose TTL is zero is neither read nor written.
     pub(crate) fn flow<T, V, F>(&self, ask: Ask<'_>, fetch: F) -> Result<V>
     where
         T: Answer,
@@ -225,71 +231,63 @@ impl Cache {
         let Ask {
             kind, key, read, ..
         } = ask;
-        let cached = !self.ttl(kind).is_zero();
         let refresh = matches!(read, Read::Refresh);
-        if let Some(value) = self.hit::<V>(kind, key, read, cached) {
+        let mode = match (self.ttl(kind).is_zero(), refresh) {
+            (true, _) => Mode::Uncached,
+            (false, true) => Mode::Refresh,
+            (false, false) => Mode::Cached,
+        };
+        if let Some(value) = self.hit::<V>(kind, key, read, !matches!(mode, Mode::Uncached)) {
             return Ok(value);
         }
-        let lead = || self.lead(kind, key, cached.then_some(!refresh), fetch);
+        let lead = || {
+            let local = ask.needs_controller.is_some_and(|needs| !needs());
+            let mode = if local { Mode::Uncached } else { mode };
+            self.lead(kind, key, mode, fetch)
+        };
         if refresh {
             // A refresh must reach the refresh endpoint: it never joins a plain fetch.
-            return lead().map(V::of);
+            return lead().map(|fetched| V::of(fetched.value));
         }
-        let ticket = Ticket {
-            key,
-            asker: self.flights.asker(ask.token),
-            wait_bound: self.fetch_bound,
-            endpoint: ask.endpoint,
-        };
+        let ticket = self.ticket(key, ask.token, ask.endpoint);
         self.shared(kind, &ticket, lead).map(V::of)
     }
 
+    /// What single-flight needs to know of a miss of `key` asked with `token`.
+    fn ticket<'k>(&self, key: &'k str, token: &str, endpoint: Endpoint) -> Ticket<'k> {
+        Ticket {
+            key,
+            asker: self.flights.asker(token),
+            // The leader may first wait out another process's lease.
+            wait_bound: self.fetch_bound.saturating_mul(2),
+            endpoint,
+        }
+    }
+
     /// The miss's fetch through single-flight: led here, or shared with the leader's, unless
-    /// the leader's answer is personal to another token.
+    /// the leader's answer is personal to another token. Counts the waits (here or for
+    /// another process) and the stale answers.
     fn shared<T: Answer>(
         &self,
         kind: AnswerKind,
         ticket: &Ticket<'_>,
-        lead: impl FnOnce() -> Result<T>,
+        lead: impl FnOnce() -> Result<Fetched<T>>,
     ) -> Result<T> {
-        let personal = |result: &Result<T>| match result {
-            Ok(answer) => answer.personal(),
+        let personal = |result: &Result<Fetched<T>>| match result {
+            Ok(fetched) => fetched.value.personal(),
             Err(error) => error.is_unauthenticated(),
         };
         let outcome = self.flights.run(ticket, personal, lead);
-        if outcome.waited() {
+        let waited = outcome.waited();
+        let result = outcome.into_inner();
+        let how = result.as_ref().map_or(How::Fetched, |fetched| fetched.how);
+        if waited || how == How::Awaited {
             self.stats.coalesced(kind);
         }
-        outcome.into_inner()
-    }
-
-    /// The leader's part of a miss: read again (`reread`: `Some(decode)` where the kind is
-    /// cached, decoding a fresh answer unless refreshing), fetch, and store what may be
-    /// stored, over exactly what was read.
-    fn lead<T, F>(&self, kind: AnswerKind, key: &str, reread: Option<bool>, fetch: F) -> Result<T>
-    where
-        T: Answer,
-        F: FnOnce() -> Result<(T, Duration)>,
-    {
-        // Taken before the read, so the fetch bound covers everything since `expected` was seen.
-        let started = Started {
-            unix_ms: unix_millis(self.clock.now()),
-            at: Instant::now(),
-        };
-        // Another thread may have stored the answer between our read and our becoming the
-        // leader; reading again keeps a burst of misses to one controller call.
-        let expected = match reread.map_or(Seen::Unknown, |decode| self.seen(kind, key, decode)) {
-            Seen::Fresh(value) => return Ok(value),
-            Seen::Raw(raw) => Some(raw),
-            Seen::Unknown => None,
-        };
-        let (value, ttl) = fetch()?;
-        if let Some(expected) = expected
-            && !ttl.is_zero()
-        {
-            self.store(kind, key, expected.as_deref(), &value, &started, ttl);
+        if how == How::Stale {
+            self.stats.stale_served(kind);
         }
-        Ok(value)
+        result.map(|fetched| fetched.value)
     }
 
     /// The first step of the flow: a fresh stored value, counted as a hit, or a counted miss.
@@ -317,8 +315,7 @@ impl Cache {
 
     /// The value of a stored entry if it decodes as `kind` and is still fresh by our clock.
     fn fresh<T: DeserializeOwned>(&self, kind: AnswerKind, raw: &[u8]) -> Option<T> {
-        let (value, exp) = decode_envelope::<T>(kind, raw)?;
-        (exp > unix_millis(self.clock.now())).then_some(value)
+        decode_fresh(kind, raw, unix_millis(self.clock.now()))
     }
 
     /// Reads `key` and decodes it if fresh, from the storage's own buffer where it lends one;
@@ -330,22 +327,6 @@ impl Cache {
             .get_with(key, &mut |raw| value = self.fresh::<V>(kind, raw));
         self.observe(kind, "read", result);
         value
-    }
-
-    /// What the leader finds under `key`: a fresh answer (if `decode`), else the bytes
-    /// themselves, copied (a miss path: hits never copy).
-    fn seen<T: DeserializeOwned>(&self, kind: AnswerKind, key: &str, decode: bool) -> Seen<T> {
-        let mut seen = Seen::Raw(None);
-        let result = self.storage.get_with(key, &mut |raw| {
-            seen = match decode.then(|| self.fresh::<T>(kind, raw)).flatten() {
-                Some(value) => Seen::Fresh(value),
-                None => Seen::Raw(Some(raw.to_vec())),
-            };
-        });
-        match self.observe(kind, "read", result) {
-            Some(_) => seen,
-            None => Seen::Unknown,
-        }
     }
 
     /// The stored value under `key` if it decodes as `kind`, fresh or not: for finding what
@@ -365,37 +346,6 @@ impl Cache {
             .unwrap_or_else(|| vec![None; keys.len()])
     }
 
-    /// Stores a fetched answer, expiring `ttl` after its fetch began (a slow call does not
-    /// stretch it), only if `key` still holds `expected`: otherwise an invalidation landed
-    /// meanwhile. A fetch that outlasted [`Cache::fetch_bound`] stores nothing, since the
-    /// marker of an invalidation it raced may be gone by now.
-    fn store<T: Serialize>(
-        &self,
-        kind: AnswerKind,
-        key: &str,
-        expected: Option<&[u8]>,
-        value: &T,
-        started: &Started,
-        ttl: Duration,
-    ) {
-        let skip = |why: &str| log::debug!(target: "miso_client::cache", "{} not stored: {why}", kind.name());
-        if started.at.elapsed() > self.fetch_bound {
-            return skip("its fetch outlasted the fetch bound");
-        }
-        let exp_ms = started.unix_ms.saturating_add(millis(ttl));
-        let left = exp_ms.saturating_sub(unix_millis(self.clock.now()));
-        if left == 0 {
-            return skip("it expired while it was fetched");
-        }
-        let bytes = encode_envelope(kind, exp_ms, value);
-        let result = self
-            .storage
-            .set_if(key, expected, &bytes, Duration::from_millis(left));
-        if self.observe(kind, "write", result) == Some(false) {
-            skip("invalidated while it was fetched");
-        }
-    }
-
     /// Invalidates `keys` (`clear_*`, `logout`): each gets a new tombstone that outlives any
     /// fetch begun before it, which therefore cannot store its answer (`ARCHITECTURE.md`,
     /// "The cache-aside flow"), and a fetch of it in flight here is no longer joined. Every
@@ -403,7 +353,7 @@ impl Cache {
     pub(crate) fn invalidate(&self, keys: &[String]) -> Result<()> {
         let life = self.fetch_bound.saturating_add(MARKER_MARGIN);
         let exp_ms = unix_millis(self.clock.now()).saturating_add(millis(life));
-        let marker = self.tombstones.issue(exp_ms);
+        let marker = self.markers.tombstone(exp_ms);
         self.for_each(keys, |key| {
             self.flights.forget(key);
             self.storage.invalidate(key, &marker, life)
@@ -435,16 +385,18 @@ impl Cache {
 
     /// Remembers that `token` was validated as `uid`, for as long as an answer keyed by
     /// `uid` may be stored on the strength of that validation: `validation_ttl`, then the
-    /// longest user-scoped TTL, then a fetch. `user_keys` finds the user by it whatever
+    /// longest user-scoped TTL, then a fetch, then the stale-if-error bound. `user_keys` finds the user by it whatever
     /// the TTLs and whether or not the id is the token's own claim.
     pub(crate) fn link(&self, token: &str, uid: &str, validation_ttl: Duration) {
         let longest = self.ttls.longest_user_scoped();
         if longest.is_zero() {
             return;
         }
+        // Entries are kept the stale-if-error bound past their TTL, and may still answer.
         let life = validation_ttl
             .saturating_add(longest)
-            .saturating_add(self.fetch_bound);
+            .saturating_add(self.fetch_bound)
+            .saturating_add(self.stale_if_error);
         let exp_ms = unix_millis(self.clock.now()).saturating_add(millis(life));
         let bytes = encode_named(LINK, exp_ms, &uid);
         let result = self.storage.set(&self.keys.link(token), &bytes, life);

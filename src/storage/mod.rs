@@ -10,7 +10,7 @@ mod memory;
 mod redis;
 mod redis_config;
 
-pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStorage, MemoryStorageBuilder};
+pub use memory::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES, MemoryStorage, MemoryStorageBuilder};
 #[cfg(feature = "redis")]
 pub use redis::{RedisStorage, RedisStorageBuilder};
 pub use redis_config::{
@@ -54,6 +54,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// fetching, so an invalidation that landed while the fetch was out (which leaves a marker,
     /// see [`invalidate`](Storage::invalidate)) is never undone by the older answer.
     ///
+    /// A zero `ttl` removes the key instead (when it holds `expected`): how the client
+    /// releases a fetch lease that has nothing to put back (`ARCHITECTURE.md`, "Leases").
+    ///
     /// Implementations make the comparison and the write one atomic step on this one key
     /// (`MemoryStorage`: under its shard's lock; `RedisStorage`: a Lua script). The default
     /// is **not atomic**: it reads with [`get`](Storage::get), then writes with
@@ -73,7 +76,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
         if self.get(key)?.as_deref() != expected {
             return Ok(false);
         }
-        self.set(key, value, ttl)?;
+        match ttl.is_zero() {
+            true => self.delete(key)?,
+            false => self.set(key, value, ttl)?,
+        }
         Ok(true)
     }
 

@@ -209,7 +209,9 @@ fn smart_validation_ttl_follows_the_token_expiry() {
 /// call began, never later (so never past the token's `exp`).
 #[test]
 fn a_slow_validation_is_cached_from_when_its_call_began() {
-    let s = Setup::new();
+    // The call takes 100 s by the manual clock: its fetch lease, which lives the fetch
+    // bound (3 × timeout + 1 s), must outlive it for the answer to be stored.
+    let s = Setup::with(|b| b.timeout(Duration::from_secs(150)));
     let token = s.fake.mint_token("alice", Duration::from_secs(200));
     s.fake.inject(
         Endpoint::Validate,

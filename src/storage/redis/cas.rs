@@ -13,13 +13,18 @@ use std::time::Duration;
 /// cache TTL and far below that limit.
 const MAX_PX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 
-/// `SET key value PX ttl` only if the key holds `expected` (`ARGV[1]` is `1` and the value
-/// is `ARGV[2]`) or nothing (`ARGV[1]` is `0`). Answers 1 if it wrote, else 0.
+/// `SET key value PX ttl` (`DEL key` when the ttl is `0`) only if the key holds `expected`
+/// (`ARGV[1]` is `1` and the value is `ARGV[2]`) or nothing (`ARGV[1]` is `0`). Answers 1 if
+/// it wrote, else 0.
 const SET_IF: &str = r"
 local expected = false
 if ARGV[1] == '1' then expected = ARGV[2] end
 if redis.call('GET', KEYS[1]) == expected then
-  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  if ARGV[4] == '0' then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  end
   return 1
 end
 return 0
@@ -76,8 +81,8 @@ fn set_if_script(
 }
 
 impl RedisStorage {
-    /// [`Storage::set_if`](super::Storage::set_if): atomic in Redis; the fallback's own
-    /// `set_if` while Redis is unavailable.
+    /// [`Storage::set_if`](super::Storage::set_if): atomic in Redis (a zero `ttl` deletes);
+    /// the fallback's own `set_if` while Redis is unavailable.
     pub(super) fn compare_and_set(
         &self,
         key: &str,
@@ -85,10 +90,8 @@ impl RedisStorage {
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, StorageError> {
-        if ttl.is_zero() {
-            return Ok(false);
-        }
-        let px = px_millis(ttl);
+        // `0` asks the script to delete; any other TTL is at least 1 ms.
+        let px = if ttl.is_zero() { 0 } else { px_millis(ttl) };
         match self.run(key, |conn| set_if_script(conn, key, expected, value, px)) {
             Outcome::Done(wrote) => Ok(wrote),
             Outcome::Refused(error) => Err(error),

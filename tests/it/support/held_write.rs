@@ -10,8 +10,9 @@ use std::time::Duration;
 /// The longest any side waits for the other.
 pub const BOUND: Duration = Duration::from_secs(10);
 
-/// `inner`, except that the first `set_if` of a key containing `pattern` waits for the
-/// test's [`Hold::release`] (at most [`BOUND`]) before it is done.
+/// `inner`, except that the first `set_if` of a key containing `pattern` that stores an
+/// answer (not a fetch lease) waits for the test's [`Hold::release`] (at most [`BOUND`])
+/// before it is done.
 #[derive(Debug)]
 pub struct HeldWrite<S> {
     inner: S,
@@ -81,8 +82,7 @@ impl<S: Storage> Storage for HeldWrite<S> {
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, StorageError> {
-        let held = key
-            .contains(&self.pattern)
+        let held = (key.contains(&self.pattern) && !is_lease(value))
             .then(|| self.pair.lock().unwrap().take())
             .flatten();
         if let Some((reached, release)) = held {
@@ -97,6 +97,11 @@ impl<S: Storage> Storage for HeldWrite<S> {
     fn prefers_batched_reads(&self) -> bool {
         self.inner.prefers_batched_reads()
     }
+}
+
+/// Whether `value` is a fetch lease (`ARCHITECTURE.md`, "Leases"), not an answer.
+pub fn is_lease(value: &[u8]) -> bool {
+    value.starts_with(br#"{"miso":"lease","#)
 }
 
 /// Polls `done` every 5 ms until it holds or `limit` passes; whether it held. For waiting on

@@ -292,7 +292,9 @@ pub struct FlakyStorage {
     pub fail_reads: AtomicBool,
     pub fail_writes: AtomicBool,
     pub reads: AtomicU64,
+    /// Writes of anything but a fetch lease (`ARCHITECTURE.md`, "Leases").
     pub writes: AtomicU64,
+    pub lease_writes: AtomicU64,
 }
 
 impl FlakyStorage {
@@ -313,7 +315,11 @@ impl Storage for FlakyStorage {
         self.inner.get(key)
     }
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), StorageError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
+        let counter = match held_write::is_lease(value) {
+            true => &self.lease_writes,
+            false => &self.writes,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
         if self.fail_writes.load(Ordering::SeqCst) {
             return Err(StorageError::new("injected write failure"));
         }
