@@ -68,7 +68,7 @@ impl Controller {
                 let ticket = Ticket {
                     key: "client_token",
                     asker: 0,
-                    wait_bound: deadline.remaining(),
+                    deadline,
                     endpoint: Endpoint::ClientToken,
                 };
                 let fetch = || match self.held_client_token() {
@@ -92,8 +92,14 @@ impl Controller {
     }
 
     /// Inside the refresh window: the caller that gets the refresh lock, when the backoff
-    /// allows, refreshes within a share of its deadline; everyone else goes on with `held`.
+    /// allows and it has more than half its time left, refreshes within a share of its
+    /// deadline; everyone else goes on with `held`.
     fn refresh_early(&self, deadline: Deadline, held: Secret) -> Secret {
+        // A caller short of time leaves the refresh to the next one: the window is long,
+        // and a refresh given too little time would fail for nothing.
+        if deadline.remaining().saturating_mul(2) <= deadline.budget() {
+            return held;
+        }
         let Some(mut refresh) = self.refresh.try_lock() else {
             return held;
         };

@@ -36,6 +36,20 @@ impl Deadline {
         self.budget
     }
 
+    /// When it passes, for waits on a condition variable.
+    pub(crate) fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// Whether a request given `given` of this deadline had enough time for its timeout to
+    /// say something about the host: more than half the budget. A call's first request
+    /// always has it; a later one that inherits a small leftover (the earlier steps were
+    /// slow) does not, and neither does an early client-token refresh (it gets at most half
+    /// of what is left: its own backoff shields the issuer instead).
+    pub(crate) fn blames_host(&self, given: Duration) -> bool {
+        given.saturating_mul(2) > self.budget
+    }
+
     /// A deadline for a side task (e.g. an early client-token refresh) that must leave this
     /// call's own request `share` of the time left.
     pub(crate) fn leaving(&self, share: f64) -> Self {
@@ -68,5 +82,17 @@ mod tests {
         let side = d.leaving(0.5);
         assert!(side.remaining() <= Duration::from_secs(5));
         assert!(side.remaining() > Duration::from_secs(4));
+        assert!(
+            !d.blames_host(side.remaining()),
+            "a side task never blames the host"
+        );
+    }
+
+    #[test]
+    fn only_a_request_given_more_than_half_the_budget_blames_the_host() {
+        let d = Deadline::after(Duration::from_secs(1));
+        assert!(d.blames_host(Duration::from_millis(999)));
+        assert!(!d.blames_host(Duration::from_millis(500)));
+        assert!(!d.blames_host(Duration::from_millis(100)));
     }
 }
