@@ -73,11 +73,8 @@ impl MisoClient {
             return not_valid;
         };
         let uid = user.as_ref().map(|u| u.id.clone()).or(claims.user_id);
-        let ttl = validation_ttl(
-            self.cache.ttl(AnswerKind::Validation),
-            claims.expires_at,
-            now,
-        );
+        let configured = self.cache.ttl(AnswerKind::Validation);
+        let ttl = validation_ttl(configured, claims.expires_at, now);
         if let Some(uid) = &uid {
             self.cache.link(token, uid, ttl);
         }
@@ -104,12 +101,9 @@ impl MisoClient {
             .then(|| self.read_batch(token, kind))
             .flatten();
         let prefetched = batch.as_ref().map(|b| b.validation.clone());
+        let endpoint = Endpoint::Validate;
         let uid = match self.identify(token, prefetched, deadline)? {
-            None => {
-                return Err(Error::Unauthenticated {
-                    endpoint: Endpoint::Validate,
-                });
-            }
+            None => return Err(Error::Unauthenticated { endpoint }),
             Some(Identity::ApiKey) => return Ok((None, Vec::new())),
             Some(Identity::User(Uid { uid })) => uid,
         };

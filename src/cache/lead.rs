@@ -108,7 +108,9 @@ impl Cache {
                 started: self.started(),
             },
             Mode::Refresh => self.read_over::<T>(kind, key),
-            Mode::Cached => match self.claim(kind, key, deadline) {
+            // Another's lease delays this call by at most the lease's life and never past
+            // the call's deadline.
+            Mode::Cached => match self.claim(kind, key, deadline.at_most(self.fetch_bound)) {
                 Claimed::Answer(answer) => return Ok(answer),
                 Claimed::Fetch(claim) => claim,
             },
@@ -135,17 +137,10 @@ impl Cache {
 
     /// Reads the key until it holds a fresh answer (another thread or process stored it:
     /// no fetch), or this leader leases it. A key another process holds a lease on is
-    /// watched until its answer arrives or the lease goes, at most until the call's
-    /// `deadline` (then the fetch over the lease fails at once with the call's timeout, and
+    /// watched until its answer arrives or the lease goes, at most until `end`: the call's
+    /// deadline (then the fetch over the lease fails at once with the call's timeout, and
     /// sends nothing) or the lease's life (its leader crashed: the lease is taken over).
-    fn claim<T: DeserializeOwned>(
-        &self,
-        kind: AnswerKind,
-        key: &str,
-        deadline: Deadline,
-    ) -> Claimed<T> {
-        let lease_life = Instant::now().checked_add(self.fetch_bound);
-        let until = lease_life.map_or(deadline.at(), |life| life.min(deadline.at()));
+    fn claim<T: DeserializeOwned>(&self, kind: AnswerKind, key: &str, end: Instant) -> Claimed<T> {
         for _ in 0..CLAIM_ROUNDS {
             let started = self.started();
             let raw = match self.seen::<T>(kind, key, true) {
@@ -160,7 +155,7 @@ impl Cache {
                 Seen::Raw(raw) => raw,
             };
             let claimed = match raw {
-                Some(lease) if is_lease(&lease) => self.wait_for(kind, key, lease, until, started),
+                Some(lease) if is_lease(&lease) => self.wait_for(kind, key, lease, end, started),
                 raw => self.try_lease(kind, key, raw, started),
             };
             if let Some(claimed) = claimed {

@@ -234,11 +234,7 @@ impl Cache {
         F: FnOnce() -> Result<(T, Duration)>,
     {
         let Ask {
-            kind,
-            key,
-            read,
-            deadline,
-            ..
+            kind, key, read, ..
         } = ask;
         let refresh = matches!(read, Read::Refresh);
         let mode = match (self.ttl(kind).is_zero(), refresh) {
@@ -252,13 +248,13 @@ impl Cache {
         let lead = || {
             let local = ask.needs_controller.is_some_and(|needs| !needs());
             let mode = if local { Mode::Uncached } else { mode };
-            self.lead(kind, key, mode, deadline, fetch)
+            self.lead(kind, key, mode, ask.deadline, fetch)
         };
         if refresh {
             // A refresh must reach the refresh endpoint: it never joins a plain fetch.
             return lead().map(|fetched| V::of(fetched.value));
         }
-        let ticket = self.ticket(key, ask.token, ask.endpoint, deadline);
+        let ticket = self.ticket(key, ask.token, ask.endpoint, ask.deadline);
         self.shared(kind, &ticket, lead).map(V::of)
     }
 

@@ -41,6 +41,12 @@ impl Deadline {
         self.at
     }
 
+    /// The end of a wait of at most `wait` from now that must not outlast this deadline.
+    pub(crate) fn at_most(&self, wait: Duration) -> Instant {
+        let end = Instant::now().checked_add(wait);
+        end.map_or(self.at, |end| end.min(self.at))
+    }
+
     /// Whether a request given `given` of this deadline had enough time for its timeout to
     /// say something about the host: more than half the budget. A call's first request
     /// always has it; a later one that inherits a small leftover (the earlier steps were
@@ -74,6 +80,9 @@ mod tests {
         assert_eq!(d.budget(), Duration::from_millis(20));
         let huge = Deadline::after(Duration::MAX);
         assert!(huge.remaining() > Duration::from_secs(86_400));
+        assert_eq!(d.at_most(Duration::from_secs(1)), d.at(), "never past it");
+        assert_eq!(huge.at_most(Duration::MAX), huge.at());
+        assert!(huge.at_most(Duration::from_secs(1)) < huge.at());
     }
 
     #[test]

@@ -37,23 +37,25 @@ fn is_timeout_after(error: &Error, after: Duration) -> bool {
     matches!(error, Error::Timeout { after: a, .. } if *a == after)
 }
 
-/// The case: a client-token fetch, a 401 blaming that token, a second fetch, the
-/// validation's retry and the roles call, each 400 ms at the fake. Each request fits the
-/// timeout; together they do not, and the call ends by its deadline.
+/// The case: a client-token fetch and the validation, then roles answered by a 401
+/// blaming the client token, a second client-token fetch and the retry; 280 ms each at the
+/// fake. Each controller call fits the 1 s timeout (0.56 s, 0.84 s); the public call (1.4 s)
+/// does not, and ends by its deadline.
 #[test]
-fn a_cold_role_check_whose_requests_each_fit_the_timeout_ends_by_the_deadline() {
+fn a_cold_role_check_whose_calls_each_fit_the_timeout_ends_by_the_deadline() {
     let s = Setup::with(|b| b.timeout(SECOND));
     let token = s.user("alice", &["admin"], &[]);
-    let slow = Duration::from_millis(400);
+    let slow = Duration::from_millis(280);
     s.fake.inject(Endpoint::ClientToken, Fault::delay(slow), 2);
-    let rejected = Fault::json(401, CLIENT_TOKEN_401).with_delay(slow);
-    s.fake.inject(Endpoint::Validate, rejected, 1);
     s.fake.inject(Endpoint::Validate, Fault::delay(slow), 1);
+    let rejected = Fault::json(401, CLIENT_TOKEN_401).with_delay(slow);
+    s.fake.inject(Endpoint::Roles, rejected, 1);
     s.fake.inject(Endpoint::Roles, Fault::delay(slow), 1);
     let (result, took) = timed(|| s.client.has_role(&token, "admin"));
     assert!(took < BY, "the call took {took:?} with a 1 s timeout");
-    let error = result.expect_err("2 s of requests do not fit in 1 s");
+    let error = result.expect_err("1.4 s of requests do not fit in 1 s");
     assert!(is_timeout_after(&error, SECOND), "{error:?}");
+    assert_eq!(s.fake.calls(Endpoint::Roles), 1, "no retry was sent");
 }
 
 /// Nine threads ask at once; the leader's validation takes 0.9 s of the 1 s timeout, and
