@@ -304,18 +304,21 @@ impl MisoClient {
             .unwrap_or_else(Decision::from_error)
     }
 
+    /// One deadline for everything the decision asks (see the crate docs, "When the
+    /// controller fails").
     fn decide(&self, token: &str, require: &Require) -> Result<Decision> {
+        let deadline = self.controller.deadline();
         let (mut user_id, mut roles, mut permissions) = (None, Vec::new(), Vec::new());
+        let list = |kind| self.validated_list(token, kind, Fetch::Cached, deadline);
         if require.needs_roles() {
-            (user_id, roles) = self.validated_list(token, AnswerKind::Roles, Fetch::Cached)?;
+            (user_id, roles) = list(AnswerKind::Roles)?;
         }
         if require.needs_permissions() {
-            (user_id, permissions) =
-                self.validated_list(token, AnswerKind::Permissions, Fetch::Cached)?;
+            (user_id, permissions) = list(AnswerKind::Permissions)?;
         }
         if !require.needs_roles() && !require.needs_permissions() {
             // No list validates it on the way, so validate alone.
-            match self.identify::<Uid>(token, None)? {
+            match self.identify::<Uid>(token, None, deadline)? {
                 None => return Ok(Decision::Unauthenticated),
                 Some(Identity::ApiKey) => {}
                 Some(Identity::User(Uid { uid })) => user_id = uid,

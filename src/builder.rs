@@ -175,9 +175,16 @@ impl MisoClientBuilder {
         self
     }
 
-    /// The whole-request timeout of each controller call (connect, send, receive). Must be
-    /// more than zero; anything over a year counts as a year. Defaults to
-    /// [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT) (10 s).
+    /// How long one call of the client may take: every public method that may reach the
+    /// controller (and `logout`) sets a deadline this long when it starts, and everything
+    /// it does for the answer ends by it: the client-token fetch, each request (connect,
+    /// send, receive), the retry after a rejected client token or a closed connection, the
+    /// wait for another thread's fetch of the same answer and for another process's fetch
+    /// lease. Past it the call fails with [`Error::Timeout`](crate::Error::Timeout) naming
+    /// this timeout. A cache hit takes no controller time. Must be more than zero; anything
+    /// over a year counts as a year. Defaults to [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT)
+    /// (5 s); `MISO_TIMEOUT_MS` or `timeout_ms` / `timeoutMs` set it through a
+    /// [`Config`](crate::Config).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         // Clamped: deadlines are computed from it, and a year is no bound in practice.
         self.timeout = timeout.min(MAX_TIMEOUT);
@@ -322,7 +329,7 @@ impl MisoClientBuilder {
             prefix: key_prefix(self.key_prefix, client_id, self.client_token.as_ref()),
             ttls: self.ttls,
             stats,
-            wait_bound: fetch_bound(self.timeout),
+            fetch_bound: fetch_bound(self.timeout),
             stale_if_error: self.stale_if_error,
         })
     }
@@ -352,10 +359,11 @@ fn key_prefix(prefix: Option<String>, client_id: Option<&str>, token: Option<&Se
     }
 }
 
-/// The longest one fetch of an answer may take: the leader's client-token fetch, its call
-/// and one retry, each bounded by `timeout`, and a second of slack. Coalesced waits, fetch
-/// leases and invalidation markers are sized by it (`ARCHITECTURE.md`, "The cache-aside flow").
-/// Saturating: any timeout is accepted.
+/// The longest one fetch of an answer may take, with room to spare: three timeouts (the
+/// leader's client-token fetch, its call and one retry) and a second of slack, though a fetch
+/// now ends by its call's deadline, one timeout after the call began. Fetch leases and
+/// invalidation markers are sized by it (`ARCHITECTURE.md`, "The cache-aside flow"); waits
+/// end by the waiting call's deadline instead. Saturating: any timeout is accepted.
 fn fetch_bound(timeout: Duration) -> Duration {
     timeout
         .saturating_mul(3)

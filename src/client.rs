@@ -79,7 +79,8 @@ impl MisoClient {
     /// When the controller cannot give an answer: [`Error::Timeout`](crate::Error::Timeout), [`Error::Transport`](crate::Error::Transport),
     /// [`Error::Status`](crate::Error::Status) (5xx, 429, …), [`Error::Decode`](crate::Error::Decode), [`Error::ClientCredentials`](crate::Error::ClientCredentials).
     pub fn validate_token(&self, token: &str) -> Result<bool> {
-        Ok(self.identify::<Valid>(token, None)?.is_some())
+        let deadline = self.controller.deadline();
+        Ok(self.identify::<Valid>(token, None, deadline)?.is_some())
     }
 
     /// The same as [`validate_token`](Self::validate_token).
@@ -96,7 +97,8 @@ impl MisoClient {
     /// # Errors
     /// As [`validate_token`](Self::validate_token).
     pub fn get_user(&self, token: &str) -> Result<Option<UserInfo>> {
-        Ok(match self.identify::<Principal>(token, None)? {
+        let deadline = self.controller.deadline();
+        Ok(match self.identify::<Principal>(token, None, deadline)? {
             Some(Identity::User(principal)) => principal.user,
             _ => None,
         })
@@ -109,13 +111,16 @@ impl MisoClient {
     /// # Errors
     /// As [`validate_token`](Self::validate_token), for either call.
     pub fn get_user_info(&self, token: &str) -> Result<Option<UserInfo>> {
-        let Some(Identity::User(Uid { uid })) = self.identify(token, None)? else {
+        let deadline = self.controller.deadline();
+        let Some(Identity::User(Uid { uid })) = self.identify(token, None, deadline)? else {
             return Ok(None);
         };
         let kind = AnswerKind::User;
         let endpoint = kind.spec().endpoint;
-        self.user_scoped(token, kind, uid, Read::Storage, endpoint, || {
-            let answer = self.controller.call(endpoint, Some(token), None)?;
+        self.user_scoped(token, kind, uid, Read::Storage, deadline, || {
+            let answer = self
+                .controller
+                .call_within(deadline, endpoint, Some(token), None)?;
             let user = match answer.is_bearer_rejection() {
                 true => None,
                 false => answer.decode(endpoint, decode::decode_user)?,
@@ -295,10 +300,11 @@ impl MisoClient {
     /// The controller's error if the logout call failed (the caches are cleared anyway), else
     /// [`Error::Storage`](crate::Error::Storage) if clearing failed.
     pub fn logout(&self, token: &str) -> Result<()> {
+        let deadline = self.controller.deadline();
         let body = serde_json::json!({ "token": token }).to_string();
         let logged_out = self
             .controller
-            .call(Endpoint::Logout, None, Some(body.as_bytes()))
+            .call_within(deadline, Endpoint::Logout, None, Some(body.as_bytes()))
             .and_then(|answer| match answer.status() {
                 400 => Ok(()),
                 _ => answer.decode(Endpoint::Logout, decode::decode_logout),

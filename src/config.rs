@@ -4,6 +4,7 @@
 use crate::MisoClient;
 use crate::builder::MisoClientBuilder;
 use crate::controller::endpoint;
+use crate::defaults::DEFAULT_TIMEOUT;
 use crate::error::{Error, Result};
 use crate::kind::{AnswerKind, MAX_TTL, Ttls, too_long};
 use crate::secret::redact_url;
@@ -47,10 +48,13 @@ use std::time::Duration;
 /// | `cache.role_ttl` / `roleTTL` | seconds | 900 |
 /// | `cache.permission_ttl` / `permissionTTL` | seconds | 900 |
 /// | `cache.stale_if_error` / `staleIfError` | seconds | 0 (off) |
+/// | `timeout_ms` / `timeoutMs` | whole milliseconds, more than 0 (our own key: the SDKs have none) | 5000 |
 ///
 /// TTLs are numbers of seconds (fractions allowed), at most [`MAX_TTL`](crate::MAX_TTL) (one
 /// year); zero turns caching of that kind off. Read them with [`ttl`](Config::ttl).
 /// `staleIfError` is [`MisoClientBuilder::stale_if_error`], in seconds, with the same cap.
+/// `timeoutMs` is [`MisoClientBuilder::timeout`], the time one whole call may take, with the
+/// same cap.
 ///
 /// ```
 /// use miso_client::{AnswerKind, Config};
@@ -97,6 +101,10 @@ pub struct Config {
     /// (`cache.stale_if_error` / `staleIfError`); see
     /// [`MisoClientBuilder::stale_if_error`]. Defaults to zero: off.
     pub stale_if_error: Duration,
+    /// How long one whole call of the client may take (`MISO_TIMEOUT_MS`, `timeout_ms` /
+    /// `timeoutMs`); see [`MisoClientBuilder::timeout`]. Defaults to
+    /// [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT) (5 s).
+    pub timeout: Duration,
     /// One TTL per kind of answer; see [`ttl`](Config::ttl).
     ttls: Ttls,
 }
@@ -114,6 +122,7 @@ impl Config {
             api_key: None,
             redis: None,
             stale_if_error: Duration::ZERO,
+            timeout: DEFAULT_TIMEOUT,
             ttls: Ttls::default(),
         }
     }
@@ -151,6 +160,7 @@ impl Config {
     /// | `REDIS_URL` | Redis URL; wins over `REDIS_HOST` and friends | none |
     /// | `REDIS_HOST`, `REDIS_PORT`, `REDIS_PASSWORD`, `REDIS_DB` | Redis, as the SDKs read it | none, 6379, none, 0 |
     /// | `REDIS_KEY_PREFIX` | the key prefix, followed by the client id (with Redis only) | `miso:` |
+    /// | `MISO_TIMEOUT_MS` | how long one whole call may take, in milliseconds (our own variable: the SDKs have none) | 5000 ([`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT)) |
     ///
     /// Where two names mean the same thing, the first listed (the SDKs' own spelling) wins.
     /// Redis is used when `REDIS_URL` or `REDIS_HOST` is set, else memory.
@@ -177,8 +187,9 @@ impl Config {
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) naming the variable when a required one is missing, when
     /// `MISO_CONTROLLER_URL` is not an `http(s)://` URL, `REDIS_URL` not a Redis URL,
-    /// `REDIS_PORT` not a port number or `REDIS_DB` not a database number. Values are never
-    /// quoted, so a secret cannot leak into the message.
+    /// `REDIS_PORT` not a port number, `REDIS_DB` not a database number or `MISO_TIMEOUT_MS`
+    /// not a whole number of milliseconds from 1 to a year. Values are never quoted, so a
+    /// secret cannot leak into the message.
     pub fn from_env_with(var: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let env = Env(var);
         let missing = |names: &str| format!("{names} is not set");
@@ -208,6 +219,9 @@ impl Config {
         config.client_token = source.secret(CLIENT_TOKEN)?;
         config.client_token_uri = source.string(CLIENT_TOKEN_URI)?;
         config.api_key = source.secret(API_KEY)?;
+        if let Some(timeout) = timeout_ms(source)? {
+            config.timeout = timeout;
+        }
         Ok(config)
     }
 
@@ -223,7 +237,9 @@ impl Config {
         for kind in AnswerKind::ALL {
             builder = builder.ttl(kind, self.ttls.of(kind));
         }
-        builder = builder.stale_if_error(self.stale_if_error);
+        builder = builder
+            .stale_if_error(self.stale_if_error)
+            .timeout(self.timeout);
         if let Some(id) = self.client_id {
             builder = builder.client_id(id);
         }
@@ -278,6 +294,24 @@ impl Config {
     }
 }
 
+/// The timeout in whole milliseconds, more than zero and at most [`MAX_TTL`] (capped like the
+/// TTLs: a typo of a few digits is an error, not a client that never gives up).
+fn timeout_ms(source: &impl Source) -> std::result::Result<Option<Duration>, String> {
+    let Some(setting) = source.find(TIMEOUT_MS) else {
+        return Ok(None);
+    };
+    let name = setting.name().to_owned();
+    let ms: u64 = setting.integer(1..=u64::MAX, "a whole number of milliseconds (1 or more)")?;
+    let timeout = Duration::from_millis(ms);
+    if timeout > MAX_TTL {
+        let max = MAX_TTL.as_millis();
+        return Err(format!(
+            "{name} must be at most {max} milliseconds (one year)"
+        ));
+    }
+    Ok(Some(timeout))
+}
+
 /// A number of seconds under `keys` of the `cache` object, at most [`MAX_TTL`].
 fn capped_seconds(
     cache: &Section<'_>,
@@ -314,6 +348,11 @@ const CLIENT_TOKEN_URI: Field<'static> = Field {
     env: &["MISO_CLIENT_TOKEN_URI"],
     keys: &["client_token_uri", "clientTokenUri"],
 };
+/// Our own setting: the official SDKs have no timeout variable.
+const TIMEOUT_MS: Field<'static> = Field {
+    env: &["MISO_TIMEOUT_MS"],
+    keys: &["timeout_ms", "timeoutMs"],
+};
 /// In the `cache` object of a config file.
 const STALE_IF_ERROR: &[&str] = &["stale_if_error", "staleIfError"];
 const API_KEY: Field<'static> = Field {
@@ -327,11 +366,12 @@ impl MisoClient {
     /// [`Config::from_env_with`]), caching in Redis when `REDIS_URL` or `REDIS_HOST` is set,
     /// else in memory. No network I/O.
     ///
-    /// No variable sets these; they are fixed at their defaults:
+    /// The timeout of one whole call is `MISO_TIMEOUT_MS` when set, else
+    /// [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT) (5 s). No variable sets these; they are
+    /// fixed at their defaults:
     ///
     /// | setting | default |
     /// |---|---|
-    /// | timeout of each controller call | [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT): 10 s |
     /// | validation TTL (shortened by the token's `exp`) | [`DEFAULT_VALIDATION_TTL`](crate::DEFAULT_VALIDATION_TTL): 120 s |
     /// | user-info TTL | [`DEFAULT_USER_TTL`](crate::DEFAULT_USER_TTL): 300 s |
     /// | roles TTL | [`DEFAULT_ROLE_TTL`](crate::DEFAULT_ROLE_TTL): 900 s |
@@ -391,6 +431,7 @@ impl fmt::Debug for Config {
             .field("api_key", &redacted(&self.api_key))
             .field("redis", &self.redis)
             .field("stale_if_error", &self.stale_if_error)
+            .field("timeout", &self.timeout)
             .field("ttls", &self.ttls)
             .finish()
     }

@@ -46,10 +46,18 @@ duration_secs! {
     DEFAULT_PERMISSION_TTL = 900
 }
 duration_secs! {
-    /// Default timeout of each controller call
+    /// Default timeout of one whole call
     ///
-    /// Set with [`MisoClientBuilder::timeout`](crate::MisoClientBuilder::timeout).
-    DEFAULT_TIMEOUT = 10
+    /// Why 5 s: the client sits on a request path, in front of a user who is waiting. A
+    /// healthy controller answers in milliseconds, and a cold call makes at most a few
+    /// requests (a client-token fetch, the validation, a list), so 5 s leaves a slow
+    /// controller ample room while still failing well inside a typical 30 s gateway or
+    /// load-balancer timeout, so the service can answer 503 itself rather than the user
+    /// seeing a 504. The official SDKs' 30 s suits background jobs, not request guards; this
+    /// crate used 10 s per request before a timeout bounded the whole call. Set with
+    /// [`MisoClientBuilder::timeout`](crate::MisoClientBuilder::timeout), `MISO_TIMEOUT_MS`
+    /// or `timeout_ms` / `timeoutMs` in a config file (see [`Config`](crate::Config)).
+    DEFAULT_TIMEOUT = 5
 }
 
 /// Default path of the client-token issuer below the controller root: `/api/v1/auth/token`.
@@ -91,6 +99,6 @@ mod tests {
             DEFAULT_TIMEOUT,
         ]
         .map(|d| d.as_secs());
-        assert_eq!(secs, [120, 300, 900, 900, 10]);
+        assert_eq!(secs, [120, 300, 900, 900, 5]);
     }
 }

@@ -147,12 +147,13 @@ pub enum Error {
         endpoint: Endpoint,
     },
 
-    /// The controller did not answer within the configured timeout.
+    /// The call's deadline passed before the controller answered: the configured timeout
+    /// bounds a whole call (see the crate docs, "When the controller fails").
     #[error("{endpoint}: no answer within {after:?}")]
     Timeout {
-        /// The endpoint called.
+        /// The endpoint called (or waited for).
         endpoint: Endpoint,
-        /// The timeout that ran out.
+        /// The configured timeout, which the call ran out of.
         after: Duration,
     },
 

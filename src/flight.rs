@@ -8,13 +8,13 @@
 //! fetch in flight, so nobody who arrives after it joins a fetch that began before it.
 
 use crate::Endpoint;
+use crate::controller::deadline::Deadline;
 use crate::error::{Error, Result};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::any::Any;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// Whether this thread fetched the value or waited for another thread's fetch.
 pub(crate) enum Flight<T> {
@@ -43,8 +43,9 @@ pub(crate) struct Ticket<'a> {
     pub(crate) key: &'a str,
     /// A fingerprint of the asking token ([`Flights::asker`]); 0 where no token is involved.
     pub(crate) asker: u64,
-    /// How long a waiter waits for the leader's result.
-    pub(crate) wait_bound: Duration,
+    /// The asking call's deadline: a waiter takes the leader's result whenever it arrives
+    /// before it, and past it fails naming the configured timeout.
+    pub(crate) deadline: Deadline,
     pub(crate) endpoint: Endpoint,
 }
 
@@ -80,7 +81,7 @@ impl Flights {
     }
 
     /// Runs `fetch` unless a fetch of the ticket's key is already running, in which case waits
-    /// (at most the ticket's bound) for its result. A result `personal` says depends on the
+    /// (until the ticket's deadline) for its result. A result `personal` says depends on the
     /// leader's token is not shared with a waiter holding another: that one runs its own
     /// `fetch`. The map's lock is held only to join or leave, never during a fetch, so threads
     /// on different keys do not wait for each other.
@@ -155,8 +156,9 @@ impl Flights {
 
     /// The leader's result, or `None` when it is personal to another asker.
     fn wait<T: Clone + 'static>(slot: &Slot, ticket: &Ticket<'_>) -> Option<Result<T>> {
-        let (endpoint, after) = (ticket.endpoint, ticket.wait_bound);
-        let Some(published) = Self::published(slot, after) else {
+        let endpoint = ticket.endpoint;
+        let Some(published) = Self::published(slot, ticket.deadline) else {
+            let after = ticket.deadline.budget();
             return Some(Err(Error::Timeout { endpoint, after }));
         };
         let published = published.as_ref()?;
@@ -180,19 +182,16 @@ impl Flights {
         )
     }
 
-    /// The slot's result once published, or `None` if `bound` passed first.
-    fn published(slot: &Slot, bound: Duration) -> Option<MutexGuard<'_, Option<Published>>> {
-        // A bound too large for the clock is no bound: the leader's guard always publishes.
-        let deadline = Instant::now().checked_add(bound);
+    /// The slot's result once published, or `None` if `deadline` passed first.
+    fn published(slot: &Slot, deadline: Deadline) -> Option<MutexGuard<'_, Option<Published>>> {
         let mut published = slot.result.lock();
         while published.is_none() {
-            match deadline {
-                Some(deadline) => {
-                    if slot.done.wait_until(&mut published, deadline).timed_out() {
-                        return published.is_some().then_some(published);
-                    }
-                }
-                None => slot.done.wait(&mut published),
+            if slot
+                .done
+                .wait_until(&mut published, deadline.at())
+                .timed_out()
+            {
+                return published.is_some().then_some(published);
             }
         }
         Some(published)

@@ -180,8 +180,9 @@
 //! - **One fetch per key, across processes.** Concurrent misses of one key share one
 //!   controller call: in one process they wait for its leader; processes sharing a storage
 //!   (Redis) wait for the one holding the key's short-lived *fetch lease*, which expires by
-//!   itself, so a crashed leader delays the others by at most the lease's life (the fetch
-//!   bound, `3 × timeout + 1 s`). When the storage is down, single-flight is per process.
+//!   itself, so a crashed leader holds its key for at most the lease's life (the fetch
+//!   bound, `3 × timeout + 1 s`). No wait outlasts the waiting call's deadline (next
+//!   section). When the storage is down, single-flight is per process.
 //! - **One token's answer is never another's.** An answer that depends on the token (a 401,
 //!   "not authenticated") goes only to its own token; `refresh_*` never joins a plain fetch.
 //! - **Time only shortens.** An answer expires its TTL after its controller call *began*, so
@@ -309,9 +310,20 @@
 //!   that fails or hangs is logged once and tried again after a growing backoff (1 s to
 //!   30 s), while calls go on with the token in hand. One caller at a time refreshes, within
 //!   half of its own call's time left.
-//! - **Timeout.** Every request made for one controller call (the client-token fetch it
-//!   needs, the request, the one retry after a rejected client token) shares one
-//!   [`timeout`](MisoClientBuilder::timeout) ([`DEFAULT_TIMEOUT`], 10 s).
+//! - **Deadline.** The [`timeout`](MisoClientBuilder::timeout) ([`DEFAULT_TIMEOUT`], 5 s;
+//!   `MISO_TIMEOUT_MS`, which [`MisoClient::from_env`] reads) bounds each whole call, not
+//!   each request: every public method that may reach the controller, and `logout`, sets a
+//!   deadline when it starts, and everything done for its answer ends by it: the
+//!   client-token fetch, each request, the retry after a rejected client token or a closed
+//!   connection, the wait for another thread's fetch of the same answer, the wait for
+//!   another process's fetch lease. So with `timeout(1 s)` no call returns much later than
+//!   1 s, and a call that waits for another thread's fetch gets that answer whenever it
+//!   arrives before its own deadline. Past the deadline the call fails with
+//!   [`Error::Timeout`], whose `after` is the configured timeout. A timeout counts as a
+//!   failure of the controller (for the breaker) only when its request had more than half
+//!   of the timeout: a request left with a small remainder by slow earlier steps says
+//!   nothing about the controller. Storage round trips keep their own bounds (Redis: its
+//!   pool and I/O timeouts).
 //! - **Connections.** Up to [`DEFAULT_MAX_IDLE_CONNECTIONS`] (32) idle connections are kept
 //!   for [`DEFAULT_IDLE_CONNECTION_TIMEOUT`] (4 s, below common servers' keep-alive); size the
 //!   pool for your concurrency with

@@ -5,7 +5,7 @@
 use crate::Endpoint;
 use crate::cache::{Answer, Ask, Read, View, validation_ttl};
 use crate::client::MisoClient;
-use crate::controller::decode;
+use crate::controller::{Deadline, decode};
 use crate::error::{Error, Result};
 use crate::jwt::{self, MAX_TOKEN_LEN};
 use crate::kind::{AnswerKind, Fetch};
@@ -15,12 +15,14 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 impl MisoClient {
-    /// Validates `token` through the flow: `None` if it is not valid. `prefetched` is the
-    /// validation key and its value when the caller already read them in a batch.
+    /// Validates `token` through the flow by `deadline`: `None` if it is not valid.
+    /// `prefetched` is the validation key and its value when the caller already read them in
+    /// a batch.
     pub(crate) fn identify<V>(
         &self,
         token: &str,
         prefetched: Option<(String, Option<Vec<u8>>)>,
+        deadline: Deadline,
     ) -> Result<Option<Identity<V>>>
     where
         Option<V>: View<Option<Principal>>,
@@ -40,14 +42,20 @@ impl MisoClient {
         // A token refused locally is answered without the controller: no lease, no store.
         let needs_controller =
             || jwt::decode_unverified(token).is_ok_and(|c| !c.is_expired_at(self.cache.now()));
-        let ask = Ask::new(AnswerKind::Validation, &key, read, token).checked_by(&needs_controller);
-        let seen: Option<V> = self.cache.flow(ask, || self.fetch_validation(token))?;
+        let ask = Ask::new(AnswerKind::Validation, &key, read, token, deadline)
+            .checked_by(&needs_controller);
+        let fetch = || self.fetch_validation(token, deadline);
+        let seen: Option<V> = self.cache.flow(ask, fetch)?;
         Ok(seen.map(Identity::User))
     }
 
     /// Asks the controller whether `token` is valid, after the local checks; the answer and
     /// how long it may be cached (only valid answers are).
-    fn fetch_validation(&self, token: &str) -> Result<(Option<Principal>, Duration)> {
+    fn fetch_validation(
+        &self,
+        token: &str,
+        deadline: Deadline,
+    ) -> Result<(Option<Principal>, Duration)> {
         let not_valid = Ok((None, Duration::ZERO));
         let now = self.cache.now();
         let Some(claims) = checked_locally(token, now) else {
@@ -55,9 +63,9 @@ impl MisoClient {
         };
         let body = serde_json::json!({ "token": token }).to_string();
         let endpoint = AnswerKind::Validation.spec().endpoint;
-        let answer = self
-            .controller
-            .call(endpoint, Some(token), Some(body.as_bytes()))?;
+        let answer =
+            self.controller
+                .call_within(deadline, endpoint, Some(token), Some(body.as_bytes()))?;
         if answer.is_bearer_rejection() {
             return not_valid;
         }
@@ -65,11 +73,8 @@ impl MisoClient {
             return not_valid;
         };
         let uid = user.as_ref().map(|u| u.id.clone()).or(claims.user_id);
-        let ttl = validation_ttl(
-            self.cache.ttl(AnswerKind::Validation),
-            claims.expires_at,
-            now,
-        );
+        let configured = self.cache.ttl(AnswerKind::Validation);
+        let ttl = validation_ttl(configured, claims.expires_at, now);
         if let Some(uid) = &uid {
             self.cache.link(token, uid, ttl);
         }
@@ -77,9 +82,9 @@ impl MisoClient {
     }
 
     /// A list answer (roles, permissions): validate, then the list keyed by the validated
-    /// user id.
+    /// user id. The public question it answers starts here, and so does its deadline.
     pub(crate) fn list(&self, token: &str, kind: AnswerKind, fetch: Fetch) -> Result<Vec<String>> {
-        self.validated_list(token, kind, fetch)
+        self.validated_list(token, kind, fetch, self.controller.deadline())
             .map(|(_, list)| list)
     }
 
@@ -90,17 +95,15 @@ impl MisoClient {
         token: &str,
         kind: AnswerKind,
         fetch: Fetch,
+        deadline: Deadline,
     ) -> Result<(Option<String>, Vec<String>)> {
-        let endpoint = fetch.of_list(kind).1;
         let batch = (fetch == Fetch::Cached)
             .then(|| self.read_batch(token, kind))
             .flatten();
-        let uid = match self.identify(token, batch.as_ref().map(|b| b.validation.clone()))? {
-            None => {
-                return Err(Error::Unauthenticated {
-                    endpoint: Endpoint::Validate,
-                });
-            }
+        let prefetched = batch.as_ref().map(|b| b.validation.clone());
+        let endpoint = Endpoint::Validate;
+        let uid = match self.identify(token, prefetched, deadline)? {
+            None => return Err(Error::Unauthenticated { endpoint }),
             Some(Identity::ApiKey) => return Ok((None, Vec::new())),
             Some(Identity::User(Uid { uid })) => uid,
         };
@@ -111,20 +114,23 @@ impl MisoClient {
             }
             _ => Read::Storage,
         };
-        let fetched = || self.fetch_list(token, kind, fetch.of_list(kind));
-        self.user_scoped(token, kind, uid.clone(), read, endpoint, fetched)
+        let fetched = || self.fetch_list(token, kind, fetch.of_list(kind), deadline);
+        self.user_scoped(token, kind, uid.clone(), read, deadline, fetched)
             .map(|list| (uid, list))
     }
 
-    /// Asks `endpoint` for the list of `kind` in `field`; the list and how long it may be
-    /// cached.
+    /// Asks `endpoint` for the list of `kind` in `field` by `deadline`; the list and how long
+    /// it may be cached.
     fn fetch_list(
         &self,
         token: &str,
         kind: AnswerKind,
         (field, endpoint): (&'static str, Endpoint),
+        deadline: Deadline,
     ) -> Result<(Vec<String>, Duration)> {
-        let answer = self.controller.call(endpoint, Some(token), None)?;
+        let answer = self
+            .controller
+            .call_within(deadline, endpoint, Some(token), None)?;
         if answer.is_bearer_rejection() {
             self.void_validation(token);
             return Err(Error::Unauthenticated { endpoint });
@@ -154,22 +160,22 @@ impl MisoClient {
         })
     }
 
-    /// An answer of a user-scoped `kind` for the validated `uid`, asked with `token`: through
-    /// the flow when there is an id to key it by, else fetched and not cached (nothing to key
-    /// it by).
+    /// An answer of a user-scoped `kind` for the validated `uid`, asked with `token` by
+    /// `deadline`: through the flow when there is an id to key it by, else fetched and not
+    /// cached (nothing to key it by).
     pub(crate) fn user_scoped<T: Answer>(
         &self,
         token: &str,
         kind: AnswerKind,
         uid: Option<String>,
         read: Read,
-        endpoint: Endpoint,
+        deadline: Deadline,
         fetch: impl FnOnce() -> Result<(T, Duration)>,
     ) -> Result<T> {
         match uid {
             Some(uid) => {
                 let key = self.cache.keys().user_scoped(kind, &uid);
-                let ask = Ask::new(kind, &key, read, token).via(endpoint);
+                let ask = Ask::new(kind, &key, read, token, deadline);
                 self.cache.flow(ask, fetch)
             }
             None => fetch().map(|(value, _)| value),

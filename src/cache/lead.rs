@@ -6,6 +6,7 @@
 use super::envelope::{TOMBSTONE, decode_envelope, encode_envelope, header, is_lease};
 use super::{Answer, Cache, millis};
 use crate::clock::{Clock, unix_millis};
+use crate::controller::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::kind::AnswerKind;
 use serde::Serialize;
@@ -87,12 +88,14 @@ enum Claimed<T> {
 }
 
 impl Cache {
-    /// The leader's part of a miss: claim the key as `mode` says, fetch, settle.
+    /// The leader's part of a miss: claim the key as `mode` says (waiting for another's lease
+    /// at most until `deadline`), fetch, settle.
     pub(super) fn lead<T, F>(
         &self,
         kind: AnswerKind,
         key: &str,
         mode: Mode,
+        deadline: Deadline,
         fetch: F,
     ) -> Result<Fetched<T>>
     where
@@ -105,7 +108,9 @@ impl Cache {
                 started: self.started(),
             },
             Mode::Refresh => self.read_over::<T>(kind, key),
-            Mode::Cached => match self.claim(kind, key) {
+            // Another's lease delays this call by at most the lease's life and never past
+            // the call's deadline.
+            Mode::Cached => match self.claim(kind, key, deadline.at_most(self.fetch_bound)) {
                 Claimed::Answer(answer) => return Ok(answer),
                 Claimed::Fetch(claim) => claim,
             },
@@ -132,11 +137,10 @@ impl Cache {
 
     /// Reads the key until it holds a fresh answer (another thread or process stored it:
     /// no fetch), or this leader leases it. A key another process holds a lease on is
-    /// watched until its answer arrives or the lease goes; a lease that outlives this
-    /// call's wait (its leader crashed, or is slow) is taken over.
-    fn claim<T: DeserializeOwned>(&self, kind: AnswerKind, key: &str) -> Claimed<T> {
-        // Another's lease delays this call by at most the lease's life.
-        let deadline = Instant::now().checked_add(self.fetch_bound);
+    /// watched until its answer arrives or the lease goes, at most until `end`: the call's
+    /// deadline (then the fetch over the lease fails at once with the call's timeout, and
+    /// sends nothing) or the lease's life (its leader crashed: the lease is taken over).
+    fn claim<T: DeserializeOwned>(&self, kind: AnswerKind, key: &str, end: Instant) -> Claimed<T> {
         for _ in 0..CLAIM_ROUNDS {
             let started = self.started();
             let raw = match self.seen::<T>(kind, key, true) {
@@ -151,9 +155,7 @@ impl Cache {
                 Seen::Raw(raw) => raw,
             };
             let claimed = match raw {
-                Some(lease) if is_lease(&lease) => {
-                    self.wait_for(kind, key, lease, deadline, started)
-                }
+                Some(lease) if is_lease(&lease) => self.wait_for(kind, key, lease, end, started),
                 raw => self.try_lease(kind, key, raw, started),
             };
             if let Some(claimed) = claimed {
@@ -165,20 +167,20 @@ impl Cache {
     }
 
     /// Waits for the answer of the fetch that holds `lease`: `None` when the key changed to
-    /// something else (read it again); past the deadline, the right to fetch over the lease.
+    /// something else (read it again); past `until`, the right to fetch over the lease.
     fn wait_for<T: DeserializeOwned>(
         &self,
         kind: AnswerKind,
         key: &str,
         lease: Vec<u8>,
-        deadline: Option<Instant>,
+        until: Instant,
         started: Started,
     ) -> Option<Claimed<T>> {
-        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        if Instant::now() >= until {
             let hold = Hold::Over(Some(lease));
             return Some(Claimed::Fetch(Claim { hold, started }));
         }
-        let value = self.await_answer(kind, key, &lease, deadline)?;
+        let value = self.await_answer(kind, key, &lease, until)?;
         let how = How::Awaited;
         Some(Claimed::Answer(Fetched { value, how }))
     }
@@ -208,17 +210,17 @@ impl Cache {
 
     /// Reads the key again and again (pausing a little longer each time) while it holds
     /// `lease`: its answer once it is there, `None` when the key changed to anything else,
-    /// could not be read, or `deadline` passed.
+    /// could not be read, or `until` passed.
     fn await_answer<T: DeserializeOwned>(
         &self,
         kind: AnswerKind,
         key: &str,
         lease: &[u8],
-        deadline: Option<Instant>,
+        until: Instant,
     ) -> Option<T> {
         let mut pause = POLL_FIRST;
         loop {
-            let left = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()));
+            let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;
             }

@@ -18,6 +18,7 @@ pub(crate) use keys::Keys;
 
 use crate::Endpoint;
 use crate::clock::{Clock, unix_millis};
+use crate::controller::deadline::Deadline;
 use crate::error::{Error, Result, StorageError};
 use crate::flight::{Flights, Ticket};
 use crate::kind::{AnswerKind, Ttls};
@@ -114,13 +115,22 @@ pub(crate) struct Ask<'a> {
     endpoint: Endpoint,
     /// The token asking: only told apart from other tokens, in single-flight.
     token: &'a str,
+    /// The asking call's deadline: bounds every wait of the flow (for another thread's fetch,
+    /// for another process's lease) and the fetch.
+    deadline: Deadline,
     /// Whether the answer needs the controller at all (see [`Ask::checked_by`]).
     needs_controller: Option<&'a dyn Fn() -> bool>,
 }
 
 impl<'a> Ask<'a> {
-    /// A question of `kind` about `key`, answered by the kind's own endpoint.
-    pub(crate) fn new(kind: AnswerKind, key: &'a str, read: Read, token: &'a str) -> Self {
+    /// A question of `kind` about `key`, answered by the kind's own endpoint by `deadline`.
+    pub(crate) fn new(
+        kind: AnswerKind,
+        key: &'a str,
+        read: Read,
+        token: &'a str,
+        deadline: Deadline,
+    ) -> Self {
         let endpoint = kind.spec().endpoint;
         Self {
             kind,
@@ -128,13 +138,9 @@ impl<'a> Ask<'a> {
             read,
             endpoint,
             token,
+            deadline,
             needs_controller: None,
         }
-    }
-
-    /// The same question, answered by `endpoint` (a refresh endpoint).
-    pub(crate) fn via(self, endpoint: Endpoint) -> Self {
-        Self { endpoint, ..self }
     }
 
     /// The same question, where a miss first asks `needs_controller`: when it says no (a
@@ -160,10 +166,9 @@ pub(crate) struct Cache {
     /// Set after a storage failure is logged, cleared on the next success: one warning per
     /// outage, not one per call.
     storage_failing: AtomicBool,
-    /// The longest one fetch may take: how long a thread waits for another thread's fetch
-    /// of the same key, the life of a fetch lease (so the longest a miss waits for another
-    /// process's fetch, `ARCHITECTURE.md`, "Leases"), and the shortest life of an
-    /// invalidation marker.
+    /// The longest one fetch may take: the life of a fetch lease (so the longest a key stays
+    /// leased by a leader that died, `ARCHITECTURE.md`, "Leases"), and the shortest life of
+    /// an invalidation marker. Waits are bounded by the asking call's deadline instead.
     fetch_bound: Duration,
     /// How long after its expiry an entry may still answer when the controller fails; zero:
     /// never (`ARCHITECTURE.md`, "Stale-if-error").
@@ -177,7 +182,7 @@ pub(crate) struct Parts {
     pub(crate) prefix: String,
     pub(crate) ttls: Ttls,
     pub(crate) stats: Arc<Stats>,
-    pub(crate) wait_bound: Duration,
+    pub(crate) fetch_bound: Duration,
     pub(crate) stale_if_error: Duration,
 }
 
@@ -192,7 +197,7 @@ impl Cache {
             flights: Flights::default(),
             markers: Markers::new(),
             storage_failing: AtomicBool::new(false),
-            fetch_bound: parts.wait_bound,
+            fetch_bound: parts.fetch_bound,
             stale_if_error: parts.stale_if_error,
         }
     }
@@ -243,23 +248,28 @@ impl Cache {
         let lead = || {
             let local = ask.needs_controller.is_some_and(|needs| !needs());
             let mode = if local { Mode::Uncached } else { mode };
-            self.lead(kind, key, mode, fetch)
+            self.lead(kind, key, mode, ask.deadline, fetch)
         };
         if refresh {
             // A refresh must reach the refresh endpoint: it never joins a plain fetch.
             return lead().map(|fetched| V::of(fetched.value));
         }
-        let ticket = self.ticket(key, ask.token, ask.endpoint);
+        let ticket = self.ticket(key, ask.token, ask.endpoint, ask.deadline);
         self.shared(kind, &ticket, lead).map(V::of)
     }
 
-    /// What single-flight needs to know of a miss of `key` asked with `token`.
-    fn ticket<'k>(&self, key: &'k str, token: &str, endpoint: Endpoint) -> Ticket<'k> {
+    /// What single-flight needs to know of a miss of `key` asked with `token` by `deadline`.
+    fn ticket<'k>(
+        &self,
+        key: &'k str,
+        token: &str,
+        endpoint: Endpoint,
+        deadline: Deadline,
+    ) -> Ticket<'k> {
         Ticket {
             key,
             asker: self.flights.asker(token),
-            // The leader may first wait out another process's lease.
-            wait_bound: self.fetch_bound.saturating_mul(2),
+            deadline,
             endpoint,
         }
     }

@@ -39,6 +39,9 @@ pub(crate) enum Outcome<'e> {
     Failed(&'e Error),
     /// A failure that also asked for this much time.
     RetryAfter(Duration, &'e Error),
+    /// Says nothing about the host: a timeout of a request that inherited too little of its
+    /// call's time (see `Deadline::blames_host`). Neither a failure nor an answer.
+    Inconclusive,
 }
 
 pub(crate) struct Breaker {
@@ -141,6 +144,8 @@ impl Breaker {
             Outcome::Failed(error) | Outcome::RetryAfter(_, error) => {
                 self.failed(&mut state, probe, error);
             }
+            // A probe that proved nothing leaves the next call to probe.
+            Outcome::Inconclusive => {}
         }
         if probe {
             state.probing = false;
@@ -351,6 +356,28 @@ mod tests {
         assert!(left <= MAX_RETRY_AFTER, "capped: {left:?}");
         assert_eq!(b.stats.snapshot().retry_after_waits, 3);
         assert_eq!(b.stats.snapshot().breaker_openings, 0);
+    }
+
+    #[test]
+    fn an_inconclusive_outcome_neither_counts_nor_closes() {
+        let clock = ManualClock::new();
+        let b = breaker(&clock);
+        fail(&b);
+        fail(&b);
+        for _ in 0..5 {
+            b.admit(Endpoint::Roles)
+                .unwrap()
+                .settle(Outcome::Inconclusive);
+        }
+        assert!(!b.is_open(), "not failures");
+        fail(&b);
+        assert!(b.is_open(), "nor answers: the run of failures went on");
+        clock.advance(Duration::from_secs(2));
+        b.admit(Endpoint::Roles)
+            .unwrap()
+            .settle(Outcome::Inconclusive);
+        assert!(b.is_open(), "an inconclusive probe does not close it");
+        assert!(b.admit(Endpoint::Roles).is_ok(), "the next caller probes");
     }
 
     #[test]

@@ -68,7 +68,7 @@ impl Controller {
                 let ticket = Ticket {
                     key: "client_token",
                     asker: 0,
-                    wait_bound: deadline.remaining(),
+                    deadline,
                     endpoint: Endpoint::ClientToken,
                 };
                 let fetch = || match self.held_client_token() {
@@ -92,9 +92,13 @@ impl Controller {
     }
 
     /// Inside the refresh window: the caller that gets the refresh lock, when the backoff
-    /// allows, refreshes within a share of its deadline; everyone else goes on with `held`.
+    /// allows and it has more than half the timeout left, refreshes within a share of its
+    /// deadline; everyone else goes on with `held`. A caller short of time leaves the
+    /// refresh to the next one: the window is long, and a refresh given too little time
+    /// would fail for nothing.
     fn refresh_early(&self, deadline: Deadline, held: Secret) -> Secret {
-        let Some(mut refresh) = self.refresh.try_lock() else {
+        let has_time = deadline.remaining().saturating_mul(2) > deadline.budget();
+        let Some(mut refresh) = has_time.then(|| self.refresh.try_lock()).flatten() else {
             return held;
         };
         let now = self.clock.now();

@@ -174,14 +174,11 @@ impl Controller {
         self.timeout
     }
 
-    /// [`call_within`](Self::call_within) the configured timeout.
-    pub(crate) fn call(
-        &self,
-        endpoint: Endpoint,
-        bearer: Option<&str>,
-        body: Option<&[u8]>,
-    ) -> Result<Answer> {
-        self.call_within(Deadline::after(self.timeout), endpoint, bearer, body)
+    /// The deadline of a public call starting now: the configured timeout bounds the whole
+    /// call, every request made for it included (see the crate docs, "When the controller
+    /// fails").
+    pub(crate) fn deadline(&self) -> Deadline {
+        Deadline::after(self.timeout)
     }
 
     /// Calls an API endpoint with the client token (and the user token as `Bearer`, when
@@ -226,8 +223,14 @@ impl Controller {
             return Err(self.timed_out(deadline, request.endpoint));
         }
         let permit = breaker.admit(request.endpoint)?;
+        let given = deadline.remaining();
         let result = self.exchange(deadline, request);
-        settle(permit, request.endpoint, &result);
+        settle(
+            permit,
+            request.endpoint,
+            &result,
+            deadline.blames_host(given),
+        );
         result
     }
 
@@ -397,8 +400,15 @@ impl Controller {
     }
 }
 
-/// Tells the breaker how an exchange ended: answered, failed, or failed asking for time.
-fn settle(permit: Permit<'_>, endpoint: Endpoint, result: &Result<Answer>) {
+/// Tells the breaker how an exchange ended: answered, failed, or failed asking for time. A
+/// timeout counts as a failure only when `timeout_blames_host` (the request had enough of its
+/// call's time, see `Deadline::blames_host`); otherwise it says nothing.
+fn settle(
+    permit: Permit<'_>,
+    endpoint: Endpoint,
+    result: &Result<Answer>,
+    timeout_blames_host: bool,
+) {
     let status_error;
     let failure = match result {
         Ok(answer) if is_failure_status(answer.status) => {
@@ -406,6 +416,9 @@ fn settle(permit: Permit<'_>, endpoint: Endpoint, result: &Result<Answer>) {
             Some(&status_error)
         }
         Ok(_) => None,
+        Err(error) if error.is_timeout() && !timeout_blames_host => {
+            return permit.settle(Outcome::Inconclusive);
+        }
         Err(error) => Some(error).filter(|e| e.is_controller_failure()),
     };
     let retry_after = result.as_ref().ok().and_then(|answer| answer.retry_after);

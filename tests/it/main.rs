@@ -15,6 +15,7 @@ mod caching_tls;
 mod client_token;
 mod config;
 mod connections;
+mod deadline;
 mod errors;
 mod fake_controller;
 mod fuzz_seeds;

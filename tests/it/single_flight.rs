@@ -192,14 +192,15 @@ fn threads_on_different_keys_do_not_wait_for_each_other() {
 }
 
 /// Starts `ask` on its own thread and returns once its call (the `nth` of `endpoint`) is at
-/// the fake, held there by a delay.
+/// the fake, held there by a delay: half the 2 s timeout, so that a call that waits for it
+/// and then fetches on its own still has time for that fetch within its deadline.
 fn in_flight_at<T: Send + 'static>(
     fake: &FakeController,
     endpoint: Endpoint,
     nth: u64,
     ask: impl FnOnce() -> T + Send + 'static,
 ) -> thread::JoinHandle<T> {
-    fake.inject(endpoint, Fault::delay(Duration::from_secs(2)), 1);
+    fake.inject(endpoint, Fault::delay(Duration::from_secs(1)), 1);
     let handle = thread::spawn(ask);
     let arrived = crate::support::held_write::poll_until(Duration::from_secs(10), || {
         fake.calls(endpoint) >= nth
