@@ -24,6 +24,7 @@ mod invalidation_redis;
 mod keys;
 mod leases;
 mod memory_bounds;
+mod near_cache;
 mod redis_cluster;
 mod redis_load;
 mod redis_sentinel;

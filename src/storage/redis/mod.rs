@@ -24,9 +24,11 @@ mod cas;
 mod cluster;
 mod dial;
 mod manager;
+mod near;
 mod nodes;
 mod sentinel;
 mod target;
+mod tracking;
 
 use super::{MemoryStorage, Storage};
 use crate::error::StorageError;
@@ -123,6 +125,8 @@ struct Inner {
     health: Arc<Health>,
     settings: Settings,
     target: Target,
+    /// None when turned off (`near_cache(0)`) or on a cluster.
+    near: Option<tracking::Near>,
 }
 
 impl RedisStorage {
@@ -136,6 +140,8 @@ impl RedisStorage {
     pub const DEFAULT_POOL_WAIT: Duration = Duration::from_millis(200);
     /// Default for [`RedisStorageBuilder::cooldown`]: 1 s.
     pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(1);
+    /// Default for [`RedisStorageBuilder::near_cache`]: 10 000 entries.
+    pub const DEFAULT_NEAR_CACHE_ENTRIES: usize = 10_000;
 
     /// How many network connection attempts were made so far (pool connects and probes),
     /// failed ones included. During an outage this grows by about one per cool-down.
@@ -438,11 +444,32 @@ enum Outcome<T> {
     Unavailable(StorageError),
 }
 
-impl Storage for RedisStorage {
-    fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, StorageError> {
-        match self.run(key, |conn| {
+impl<T> Outcome<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
+        match self {
+            Outcome::Done(value) => Outcome::Done(f(value)),
+            Outcome::Refused(error) => Outcome::Refused(error),
+            Outcome::Unavailable(error) => Outcome::Unavailable(error),
+        }
+    }
+}
+
+impl RedisStorage {
+    /// One `GET`.
+    fn read_one(&self, key: &str) -> Outcome<Option<Vec<u8>>> {
+        self.run(key, |conn| {
             redis::cmd("GET").arg(key).query::<Option<Vec<u8>>>(conn)
-        }) {
+        })
+    }
+
+    /// A read of one key as the trait answers it: the fallback's answer while Redis is
+    /// unavailable.
+    fn answer(
+        &self,
+        key: &str,
+        outcome: Outcome<Option<Vec<u8>>>,
+    ) -> std::result::Result<Option<Vec<u8>>, StorageError> {
+        match outcome {
             Outcome::Done(value) => Ok(value),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => match self.fallback_storage() {
@@ -450,6 +477,33 @@ impl Storage for RedisStorage {
                 None => Err(error),
             },
         }
+    }
+}
+
+impl Storage for RedisStorage {
+    fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, StorageError> {
+        let outcome = match self.near_for(key) {
+            Some(near) => self.read_near(near, key),
+            None => self.read_one(key),
+        };
+        self.answer(key, outcome)
+    }
+
+    /// A near-cache hit lends its bytes without a copy.
+    fn get_with(
+        &self,
+        key: &str,
+        read: &mut dyn FnMut(&[u8]),
+    ) -> std::result::Result<bool, StorageError> {
+        let outcome = match self.near_for(key) {
+            Some(near) if near.lend(key, read) => return Ok(true),
+            Some(near) => self.read_missing(near, key),
+            None => self.read_one(key),
+        };
+        Ok(self
+            .answer(key, outcome)?
+            .map(|value| read(&value))
+            .is_some())
     }
 
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> std::result::Result<(), StorageError> {
@@ -466,7 +520,9 @@ impl Storage for RedisStorage {
                 .arg(ms)
                 .query::<()>(conn)
         };
-        match self.run(key, set) {
+        let outcome = self.run(key, set);
+        self.near_forget(key);
+        match outcome {
             Outcome::Done(()) => Ok(()),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => match self.fallback_storage() {
@@ -477,7 +533,9 @@ impl Storage for RedisStorage {
     }
 
     fn delete(&self, key: &str) -> std::result::Result<(), StorageError> {
-        match self.run(key, |conn| redis::cmd("DEL").arg(key).query::<()>(conn)) {
+        let outcome = self.run(key, |conn| redis::cmd("DEL").arg(key).query::<()>(conn));
+        self.near_forget(key);
+        match outcome {
             Outcome::Done(()) => Ok(()),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => {
@@ -495,7 +553,14 @@ impl Storage for RedisStorage {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        match self.read_many(keys) {
+        let near = self
+            .near_for(keys[0])
+            .filter(|near| keys.iter().all(|k| near.covers(k)));
+        let outcome = match near {
+            Some(near) => self.read_many_near(near, keys),
+            None => self.read_many(keys),
+        };
+        match outcome {
             Outcome::Done(values) => Ok(values),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => match self.fallback_storage() {
@@ -512,7 +577,11 @@ impl Storage for RedisStorage {
         value: &[u8],
         ttl: Duration,
     ) -> std::result::Result<bool, StorageError> {
-        self.compare_and_set(key, expected, value, ttl)
+        // Whether it wrote or not, the near copy goes: a failed compare means it was
+        // not what Redis holds, or soon will not be.
+        let wrote = self.compare_and_set(key, expected, value, ttl);
+        self.near_forget(key);
+        wrote
     }
 
     fn invalidate(
@@ -521,7 +590,9 @@ impl Storage for RedisStorage {
         marker: &[u8],
         ttl: Duration,
     ) -> std::result::Result<(), StorageError> {
-        self.write_marker(key, marker, ttl)
+        let written = self.write_marker(key, marker, ttl);
+        self.near_forget(key);
+        written
     }
 
     fn prefers_batched_reads(&self) -> bool {
@@ -540,6 +611,11 @@ impl fmt::Debug for RedisStorage {
             .field("pool_wait", &settings.pool_wait)
             .field("cooldown", &settings.cooldown)
             .field("fallback", &self.inner.health.fallback)
+            .field(
+                "near_cache",
+                &self.inner.near.as_ref().map(|near| near.cache.memory()),
+            )
+            .field("near_cache_live", &self.near_cache_live())
             .field("available", &self.is_available())
             .field("connection_attempts", &self.connection_attempts())
             .field("pool_timeouts", &self.pool_timeouts())
