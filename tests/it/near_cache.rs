@@ -215,7 +215,7 @@ fn near_cache_zero_turns_it_off() {
 }
 
 /// The ids of the tracking connections on `server`.
-fn tracking_clients(server: &RedisServer) -> Vec<String> {
+pub fn tracking_clients(server: &RedisServer) -> Vec<String> {
     let list: String = redis::cmd("CLIENT")
         .arg("LIST")
         .query(&mut server.connection())
