@@ -329,3 +329,46 @@ fn a_redis_that_denies_client_tracking_works_without_the_near_cache() {
     assert!(!a.near_cache_live());
     assert_eq!(a.near_cache_hits(), 0, "every read went to Redis");
 }
+
+#[test]
+fn behind_sentinels_tracking_follows_a_failover_to_the_new_master() {
+    let test = "behind_sentinels_tracking_follows_a_failover_to_the_new_master";
+    let group = match crate::support::sentinel::SentinelGroup::start() {
+        Ok(group) => group,
+        Err(error) => {
+            return crate::support::redis::unavailable(test, &format!("no Sentinels ({error})"));
+        }
+    };
+    let prefix = "miso:sentinel:";
+    let a = near_storage(RedisStorage::builder(&group.url()), prefix);
+    let b = near_storage(RedisStorage::builder(&group.url()).near_cache(0), prefix);
+    live(&a, prefix);
+    let key = format!("{prefix}k");
+    b.set(&key, b"v1", TTL).unwrap();
+    until_near(&a, &key);
+    let old = group.master_port().expect("a master");
+    group.force_failover();
+    let switched = || group.master_port().is_some_and(|port| port != old);
+    assert!(wait_until(Duration::from_secs(40), switched), "no failover");
+    assert!(
+        wait_until(LIMIT, || b.set(&key, b"v2", TTL).is_ok()),
+        "written on the new master"
+    );
+    std::thread::sleep(WINDOW);
+    assert_eq!(
+        a.get(&key).unwrap().as_deref(),
+        Some(&b"v2"[..]),
+        "no stale answer"
+    );
+    assert!(
+        wait_until(LIMIT, || a.near_cache_live()),
+        "tracking on the new master"
+    );
+    assert_eq!(until_near(&a, &key).as_deref(), Some(&b"v2"[..]));
+    b.set(&key, b"v3", TTL).unwrap();
+    assert!(
+        wait_until(LIMIT, || a.get(&key).unwrap().as_deref()
+            == Some(&b"v3"[..])),
+        "the new master's writes are pushed"
+    );
+}

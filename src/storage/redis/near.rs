@@ -43,6 +43,9 @@ pub(super) struct NearCache {
     stripe_hasher: foldhash::fast::RandomState,
     /// Until when (ms since `base`) the tracking connection counts as live; 0: it is not.
     live_until: AtomicU64,
+    /// The storage's connection generation tracking was set up in: once the storage retires
+    /// its connections (an outage, a failover), the channel may be on the wrong server.
+    generation: AtomicU64,
     base: Instant,
     pub(super) hits: Counter,
     pub(super) misses: Counter,
@@ -78,6 +81,7 @@ impl NearCache {
             stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
             stripe_hasher: foldhash::fast::RandomState::default(),
             live_until: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
             base: Instant::now(),
             hits: Counter::default(),
             misses: Counter::default(),
@@ -103,6 +107,11 @@ impl NearCache {
     /// Whether the tracking connection was heard from within its window.
     pub(super) fn is_live(&self) -> bool {
         self.live_until.load(Ordering::SeqCst) > self.ticks()
+    }
+
+    /// Whether it is live and was set up in the storage's connection `generation`.
+    pub(super) fn is_live_in(&self, generation: u64) -> bool {
+        self.is_live() && self.generation.load(Ordering::SeqCst) == generation
     }
 
     /// Whether `key` is one the near cache may keep: under the tracked prefix. A key outside
@@ -204,7 +213,8 @@ impl NearCache {
 
     /// Tracking is (re-)established: reads marked from now on may insert. Anything read
     /// before could have changed untracked, hence the reset.
-    pub(super) fn established(&self, window: Duration) {
+    pub(super) fn established(&self, window: Duration, generation: u64) {
+        self.generation.store(generation, Ordering::SeqCst);
         self.reset();
         self.confirm(window);
     }
@@ -218,9 +228,13 @@ impl NearCache {
 }
 
 impl RedisStorage {
-    /// The near cache, if it may answer for `key` now.
+    /// The near cache, if it may answer for `key` now. Behind Sentinels, asks (at most once
+    /// per cool-down, as every call does) whether the master moved: near hits make no other
+    /// call that would notice.
     pub(super) fn near_for(&self, key: &str) -> Option<&NearCache> {
-        self.inner.near.as_ref()?.serving(key)
+        let near = self.inner.near.as_ref()?;
+        self.inner.nodes.follow_master();
+        near.serving(key, self.inner.health.generation())
     }
 
     /// After this process wrote `key` (or tried to: a failed write may still have landed),
@@ -328,7 +342,9 @@ impl RedisStorage {
     /// Whether the near cache answers now: on, not a cluster, and its invalidation channel
     /// heard from within its heartbeat window. No I/O.
     pub fn near_cache_live(&self) -> bool {
-        self.near_cache().is_some_and(NearCache::is_live)
+        let generation = self.inner.health.generation();
+        self.near_cache()
+            .is_some_and(|near| near.is_live_in(generation))
     }
 
     /// Reads the near cache answered (since the storage was built).
@@ -421,7 +437,7 @@ mod tests {
 
     fn live() -> NearCache {
         let near = NearCache::new(100, "p:".into());
-        near.established(WINDOW);
+        near.established(WINDOW, 0);
         near
     }
 
@@ -453,7 +469,7 @@ mod tests {
         assert_eq!(held(&near, "p:k"), None, "emptied at once");
         near.insert(&near.mark(), "p:k", b"v", PTTL);
         assert!(near.memory().is_empty(), "no insert while lost");
-        near.established(WINDOW);
+        near.established(WINDOW, 0);
         near.insert(&before, "p:k", b"v", PTTL);
         assert!(
             near.memory().is_empty(),
@@ -478,7 +494,7 @@ mod tests {
     #[test]
     fn the_channel_lapses_without_news() {
         let near = NearCache::new(100, "p:".into());
-        near.established(Duration::from_millis(20));
+        near.established(Duration::from_millis(20), 0);
         near.insert(&near.mark(), "p:k", b"v", PTTL);
         assert!(held(&near, "p:k").is_some());
         std::thread::sleep(Duration::from_millis(30));

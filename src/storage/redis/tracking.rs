@@ -64,7 +64,7 @@ impl Tracker {
         while !near.stopped.load(Ordering::Acquire) {
             let why = match self.open(near) {
                 Ok(mut channel) => {
-                    near.established(self.window());
+                    near.established(self.window(), channel.generation);
                     if near.lost_logged.swap(false, Ordering::AcqRel) {
                         log::info!(target: LOG_TARGET,
                             "Redis near cache at {} in use again", self.health.target);
@@ -258,9 +258,11 @@ impl Near {
         }))
     }
 
-    /// The near cache, if it may answer for `key` now (its channel is live and the key is
-    /// under its prefix). The first such key starts the tracking thread.
-    pub(super) fn serving(&self, key: &str) -> Option<&NearCache> {
+    /// The near cache, if it may answer for `key` now: the key is under its prefix, and its
+    /// channel is live and was set up in the storage's connection `generation` (so not
+    /// before an outage or failover the storage saw). The first such key starts the
+    /// tracking thread.
+    pub(super) fn serving(&self, key: &str, generation: u64) -> Option<&NearCache> {
         let cache = &*self.cache;
         if !cache.covers(key) {
             return None;
@@ -268,7 +270,7 @@ impl Near {
         if self.thread.get().is_none() {
             self.start();
         }
-        cache.is_live().then_some(cache)
+        cache.is_live_in(generation).then_some(cache)
     }
 
     fn start(&self) {
