@@ -372,3 +372,58 @@ fn behind_sentinels_tracking_follows_a_failover_to_the_new_master() {
         "the new master's writes are pushed"
     );
 }
+
+#[test]
+fn over_tls_the_near_cache_is_kept_exact_too() {
+    let test = "over_tls_the_near_cache_is_kept_exact_too";
+    let Some(server) = crate::support::redis::own_server_or_skip(test, true) else {
+        return;
+    };
+    let prefix = "miso:tls:";
+    let a = near_storage(server.storage_builder(), prefix);
+    let b = near_storage(server.storage_builder(), prefix);
+    live(&a, prefix);
+    let key = format!("{prefix}k");
+    b.set(&key, b"v1", TTL).unwrap();
+    assert_eq!(until_near(&a, &key).as_deref(), Some(&b"v1"[..]));
+    b.set(&key, b"v2", TTL).unwrap();
+    assert!(wait_until(LIMIT, || a.get(&key).unwrap().as_deref()
+        == Some(&b"v2"[..])));
+}
+
+#[test]
+fn near_entries_expire_by_the_clients_clock() {
+    let test = "near_entries_expire_by_the_clients_clock";
+    let Some(url) = redis_url_or_skip(test) else {
+        return;
+    };
+    let prefix = unique_prefix(test).replace("miso-test:", "miso-near:");
+    let storage = near_storage(RedisStorage::builder(&url), &prefix);
+    let clock = miso_client::ManualClock::new();
+    let fake = miso_client::testing::FakeController::builder()
+        .clock(clock.clone())
+        .build();
+    fake.set_roles("u", &["reader"]);
+    let token = fake.mint_token("u", crate::support::HOUR);
+    let client = crate::support::builder_for(&fake, &clock)
+        .storage(storage.clone())
+        .key_prefix(&prefix)
+        .ttl(miso_client::AnswerKind::Roles, Duration::from_secs(60))
+        .build()
+        .unwrap();
+    live(&storage, &prefix);
+    let hits = storage.near_cache_hits();
+    assert!(wait_until(LIMIT, || {
+        assert!(client.has_role(&token, "reader").unwrap());
+        storage.near_cache_hits() >= hits + 2
+    }));
+    let calls = fake.calls(miso_client::Endpoint::Roles);
+    clock.advance(Duration::from_secs(61));
+    assert!(client.has_role(&token, "reader").unwrap());
+    assert_eq!(
+        fake.calls(miso_client::Endpoint::Roles),
+        calls + 1,
+        "the near copy expired by the client's clock, not Redis's"
+    );
+    cleanup(&url, &prefix);
+}
