@@ -11,6 +11,8 @@
 //! - [`manager`]: our own `r2d2::ManageConnection`. The one in the redis crate connects
 //!   without a timeout and leaves reads and writes unbounded, so a stalled Redis would stall
 //!   every caller.
+//! - [`near`]: the near cache, an in-process copy of what this process read, and
+//!   [`tracking`]: the connection and thread on which Redis pushes what to evict from it;
 //! - [`breaker`]: a circuit breaker. After an outage-class failure, Redis is skipped for a
 //!   cool-down; then exactly one caller probes it while the others keep skipping. An outage
 //!   therefore costs one timeout per cool-down, not one per call. Connections carry the
@@ -48,7 +50,8 @@ use target::{Target, debug_target};
 const LOG_TARGET: &str = "miso_client::redis";
 
 /// A [`Storage`] in Redis, over a pool of blocking connections: every process and host using
-/// the same Redis shares one cache, and an invalidation in one is seen by all at once.
+/// the same Redis shares one cache, and an invalidation in one is seen by all, after at most
+/// the near cache's delivery delay (below; at once with [`near_cache(0)`](RedisStorageBuilder::near_cache)).
 ///
 /// Values are written with `SET key value PX ttl`, so Redis itself drops expired entries;
 /// [`get_many`](Storage::get_many) is one `MGET`; [`set_if`](Storage::set_if) is a Lua
@@ -65,6 +68,31 @@ const LOG_TARGET: &str = "miso_client::redis";
 /// and the next one goes to the new master. In a cluster, a command goes to the master of its
 /// key's slot (following one `MOVED`/`ASK` redirect), and `get_many` sends one pipeline of
 /// `GET`s to each master that holds some of the keys, since one `MGET` cannot span slots.
+///
+/// # Near cache
+/// On by default (but on a Redis Cluster): what this process read from Redis under the
+/// [near-cache prefix](RedisStorageBuilder::near_cache_prefix) (by default the client's,
+/// `miso:`) is kept in process, in a bounded map (the [`MemoryStorage`] structure,
+/// [`near_cache`](RedisStorageBuilder::near_cache) entries), and a hit costs no round trip.
+/// Redis keeps it exact: the storage opens one more connection (RESP3) on a thread of its
+/// own and asks Redis to push the name of every key written under that prefix, by anyone
+/// (`CLIENT TRACKING ON BCAST PREFIX …`); each push evicts the key.
+///
+/// | | |
+/// |---|---|
+/// | costs | one more connection and one thread per storage; a `PING` on it after 100 ms without news; one push per write under the prefix, by any process |
+/// | answers from memory | only while that connection was heard from in the last 100 ms + `io_timeout` and was set up since the storage last retired its connections (an outage, a Sentinel failover); otherwise every read goes to Redis |
+/// | after a write elsewhere | the old value may be answered until the push arrives: the delivery delay, measured in `BENCHMARKS.md` (p99 well under 5 ms on loopback), next to the validation TTL that already lets a session revoked elsewhere live 120 s |
+/// | after a write here | gone at once: `set`, `set_if`, `invalidate` and `delete` evict the key before returning |
+/// | a read racing a write | never keeps the old value: the read marks the key before its `GET`, and what it read is not kept if an eviction of that key (or a loss of the channel) came meanwhile |
+/// | freshness | entries are the stored envelopes, so the client checks their `exp` with its clock as on any storage; each lives at most what its Redis `PX` had left |
+/// | when the channel fails | an error, an end of stream, a heartbeat unanswered, a demoted master: the copy is emptied at once and bypassed until tracking is set up again (after the cool-down, doubling up to 30 s); also when it cannot be set up (Redis < 6, an ACL that denies `CLIENT`). Logged once (`warn!`), counted in [`near_cache_fallbacks`](Self::near_cache_fallbacks) |
+/// | Cluster | not used: every read goes to Redis |
+///
+/// [`near_cache_hits`](Self::near_cache_hits) and [`near_cache_misses`](Self::near_cache_misses)
+/// give its hit rate. Keys outside the prefix are never kept near (logged once): set the
+/// prefix to the client's [`key_prefix`](crate::MisoClientBuilder::key_prefix) when that is
+/// not the default.
 ///
 /// # When Redis fails
 /// Nothing here blocks longer than the configured timeouts, and an outage costs at most one
@@ -595,8 +623,11 @@ impl Storage for RedisStorage {
         written
     }
 
+    /// One round trip for a check's two entries, unless the near cache answers: then two
+    /// lookups in memory cost less than the batch (which decodes the token's claims to
+    /// guess the second key) and lend the bytes without copies.
     fn prefers_batched_reads(&self) -> bool {
-        true
+        !self.near_cache_live()
     }
 }
 

@@ -129,9 +129,10 @@ impl NearCache {
         false
     }
 
-    /// Lends `key`'s entry to `read` while the channel is live; whether it did (a hit).
+    /// Lends `key`'s entry to `read`; whether it did (a hit). Asked only of a near cache
+    /// that is serving (`Near::serving` checked the channel a moment before).
     pub(super) fn lend(&self, key: &str, read: &mut dyn FnMut(&[u8])) -> bool {
-        let hit = self.is_live() && matches!(self.memory.get_with(key, read), Ok(true));
+        let hit = matches!(self.memory.get_with(key, read), Ok(true));
         match hit {
             true => self.hits.add(),
             false => self.misses.add(),
@@ -361,8 +362,9 @@ impl RedisStorage {
     /// How many times the near cache fell back to reading Redis on every call: its
     /// invalidation channel was lost (an error, an end of stream, no answer to a heartbeat,
     /// an outage or failover seen by the storage) or could not be set up (Redis < 6, an ACL
-    /// that denies `CLIENT`). The first of a run is logged with `warn!`, the recovery with
-    /// `info!` (target `miso_client::redis`).
+    /// that denies `CLIENT`). Counted and logged (`warn!`, target `miso_client::redis`) once
+    /// per fall back, however many attempts to set tracking up again fail meanwhile; the
+    /// recovery is logged with `info!`.
     pub fn near_cache_fallbacks(&self) -> u64 {
         self.near_cache()
             .map_or(0, |near| near.fallbacks.load(Ordering::Relaxed))
@@ -441,9 +443,12 @@ mod tests {
         near
     }
 
+    /// What a read would be answered from the near cache, serving only while live.
     fn held(near: &NearCache, key: &str) -> Option<Vec<u8>> {
         let mut found = None;
-        near.lend(key, &mut |v| found = Some(v.to_vec()));
+        if near.is_live_in(0) {
+            near.lend(key, &mut |v| found = Some(v.to_vec()));
+        }
         found
     }
 

@@ -84,12 +84,13 @@ impl Tracker {
         }
     }
 
-    /// Counts a loss of the channel, and logs the first of a run of them.
+    /// Counts and logs a fall back to reading Redis on every call: once per loss of the
+    /// channel, not per failed attempt to set it up again.
     fn report_loss(&self, near: &NearCache, why: &RedisError) {
-        near.fallbacks.fetch_add(1, Ordering::Relaxed);
         if near.lost_logged.swap(true, Ordering::AcqRel) {
             log::debug!(target: LOG_TARGET, "Redis near cache still bypassed: {why}");
         } else {
+            near.fallbacks.fetch_add(1, Ordering::Relaxed);
             log::warn!(target: LOG_TARGET,
                 "Redis near cache at {} bypassed (every read goes to Redis) until \
                  invalidation tracking is back: {why}", self.health.target);
