@@ -9,6 +9,9 @@ mod failing;
 mod support;
 // The tests' helpers that start TLS servers and clusters, for the Redis rows.
 #[cfg(feature = "redis")]
+#[path = "report/near_rows.rs"]
+mod near_rows;
+#[cfg(feature = "redis")]
 #[path = "report/redis_rows.rs"]
 mod redis_rows;
 #[cfg(feature = "redis")]
@@ -73,6 +76,8 @@ fn main() {
     rows.push(memory_hit(scale));
     rows.push(two_threads(scale));
     rows.extend(redis_hit(scale));
+    #[cfg(feature = "redis")]
+    rows.extend(near_rows::rows(scale));
     rows.extend(redis_under_load(scale));
     rows.push(cold_start(scale));
     #[cfg(feature = "redis")]

@@ -25,6 +25,8 @@ mod invalidation_redis;
 mod keys;
 mod leases;
 mod memory_bounds;
+mod near_cache;
+mod near_cache_processes;
 mod redis_cluster;
 mod redis_load;
 mod redis_sentinel;

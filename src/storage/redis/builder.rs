@@ -4,10 +4,13 @@ use super::breaker::Health;
 use super::cluster::Cluster;
 use super::dial::{Dialer, TlsFiles};
 use super::manager::Dest;
+use super::near::NearCache;
 use super::nodes::{NodeMaker, Nodes};
 use super::sentinel::Sentinels;
 use super::target::{ServerAddr, Target, Topology, debug_target, parse_url};
+use super::tracking::{Near, Tracker};
 use super::{Inner, RedisStorage};
+use crate::defaults::DEFAULT_KEY_PREFIX;
 use crate::error::{Error, Result};
 use crate::storage::redis_config::{DEFAULT_CLUSTER_PORT, DEFAULT_SENTINEL_PORT, parse_host_port};
 use crate::storage::{MemoryStorage, RedisConfig};
@@ -216,6 +219,8 @@ pub struct RedisStorageBuilder {
     settings: Settings,
     fallback: Option<MemoryStorage>,
     env_key_prefix: Option<String>,
+    near_entries: usize,
+    near_prefix: Option<String>,
 }
 
 /// What the pool was built with, for `Debug`.
@@ -282,6 +287,8 @@ impl RedisStorageBuilder {
             settings: Settings::default(),
             fallback: None,
             env_key_prefix: None,
+            near_entries: RedisStorage::DEFAULT_NEAR_CACHE_ENTRIES,
+            near_prefix: None,
         }
     }
 
@@ -391,6 +398,28 @@ impl RedisStorageBuilder {
         self
     }
 
+    /// The most entries the near cache holds: an in-process copy of what this process read
+    /// from Redis, kept exact by Redis's invalidation pushes (see [`RedisStorage`], "Near
+    /// cache"). `0` turns it off: every read goes to Redis. It costs one more connection
+    /// per storage (its tracking connection) and a thread. Not used with a Redis Cluster.
+    /// Defaults to [`RedisStorage::DEFAULT_NEAR_CACHE_ENTRIES`] (10 000).
+    pub fn near_cache(mut self, max_entries: usize) -> Self {
+        self.near_entries = max_entries;
+        self
+    }
+
+    /// The key prefix whose writes Redis reports to the near cache
+    /// (`CLIENT TRACKING ON BCAST PREFIX <prefix>`); keys outside it are never kept near, so
+    /// it must be a prefix of the client's [`key_prefix`](crate::MisoClientBuilder::key_prefix)
+    /// for the near cache to help (a key outside it is logged once). An empty prefix tracks
+    /// every key of the Redis, at the cost of a push for each write anyone makes. Defaults
+    /// to [`env_key_prefix`](Self::env_key_prefix) if set, else the client's default
+    /// prefix, `miso:`.
+    pub fn near_cache_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.near_prefix = Some(prefix.into());
+        self
+    }
+
     /// `REDIS_KEY_PREFIX`, when this builder came from
     /// [`RedisStorage::builder_from_env`] and the variable was set; `None` otherwise.
     pub fn env_key_prefix(&self) -> Option<&str> {
@@ -406,14 +435,15 @@ impl RedisStorageBuilder {
     /// the pool wait or the cool-down is zero, a TLS file cannot be read or parsed, TLS
     /// files are given for a target that is not TLS, a cluster is given a database other
     /// than 0, or TLS is asked for without the `redis-tls` feature.
-    pub fn build(self) -> Result<RedisStorage> {
-        let target = self.target.map_err(Error::Config)?;
+    pub fn build(mut self) -> Result<RedisStorage> {
+        let target = self.target.clone().map_err(Error::Config)?;
         target.check().map_err(Error::Config)?;
         let settings = self.settings;
         settings.check()?;
         let dialer = Dialer::new(&target, &self.tls_files).map_err(Error::Config)?;
         let name = target.to_string();
-        let health = Arc::new(Health::new(name.clone(), settings.cooldown, self.fallback));
+        let fallback = self.fallback.take();
+        let health = Arc::new(Health::new(name.clone(), settings.cooldown, fallback));
         let maker = NodeMaker {
             connect_timeout: settings.connect_timeout,
             io_timeout: settings.io_timeout,
@@ -421,6 +451,7 @@ impl RedisStorageBuilder {
             pool_wait: settings.pool_wait,
             health: Arc::clone(&health),
         };
+        let near = self.near_for(&target, &dialer, &health)?;
         let nodes = nodes(&target, dialer, maker, name, settings.cooldown)?;
         Ok(RedisStorage {
             inner: Arc::new(Inner {
@@ -428,7 +459,37 @@ impl RedisStorageBuilder {
                 health,
                 settings,
                 target,
+                near,
             }),
+        })
+    }
+
+    /// The near cache of a storage on `target`, unless it is off or a cluster.
+    fn near_for(
+        &self,
+        target: &Target,
+        dialer: &Dialer,
+        health: &Arc<Health>,
+    ) -> Result<Option<Near>> {
+        if self.near_entries == 0 {
+            return Ok(None);
+        }
+        let prefix = (self.near_prefix.as_ref().or(self.env_key_prefix.as_ref()))
+            .map_or(DEFAULT_KEY_PREFIX, String::as_str);
+        let cache = NearCache::new(self.near_entries, prefix.to_owned());
+        let settings = &self.settings;
+        let tracker = |dest| Tracker {
+            dest,
+            connect_timeout: settings.connect_timeout,
+            io_timeout: settings.io_timeout,
+            retry: settings.cooldown,
+            health: Arc::clone(health),
+        };
+        Near::for_target(target, dialer, cache, tracker).map_err(|error| {
+            Error::Config(format!(
+                "Redis at {} cannot be used: {error}",
+                health.target
+            ))
         })
     }
 }
@@ -450,6 +511,8 @@ impl fmt::Debug for RedisStorageBuilder {
             .field("tls_files", &self.tls_files)
             .field("fallback", &self.fallback)
             .field("env_key_prefix", &self.env_key_prefix)
+            .field("near_cache", &self.near_entries)
+            .field("near_cache_prefix", &self.near_prefix)
             .finish()
     }
 }

@@ -74,6 +74,18 @@ impl Dialer {
         }
     }
 
+    /// The same dialer speaking RESP3, which Redis needs to push invalidations on the
+    /// connection that asked for them (the near cache's tracking connection).
+    pub(super) fn resp3(&self) -> Self {
+        Self {
+            redis: self
+                .redis
+                .clone()
+                .set_protocol(redis::ProtocolVersion::RESP3),
+            ..self.clone()
+        }
+    }
+
     /// A client for the server at `endpoint`.
     pub(super) fn client(&self, endpoint: &ServerAddr) -> redis::RedisResult<redis::Client> {
         let addr = match endpoint {

@@ -11,6 +11,8 @@
 //! - [`manager`]: our own `r2d2::ManageConnection`. The one in the redis crate connects
 //!   without a timeout and leaves reads and writes unbounded, so a stalled Redis would stall
 //!   every caller.
+//! - [`near`]: the near cache, an in-process copy of what this process read, and
+//!   [`tracking`]: the connection and thread on which Redis pushes what to evict from it;
 //! - [`breaker`]: a circuit breaker. After an outage-class failure, Redis is skipped for a
 //!   cool-down; then exactly one caller probes it while the others keep skipping. An outage
 //!   therefore costs one timeout per cool-down, not one per call. Connections carry the
@@ -24,9 +26,11 @@ mod cas;
 mod cluster;
 mod dial;
 mod manager;
+mod near;
 mod nodes;
 mod sentinel;
 mod target;
+mod tracking;
 
 use super::{MemoryStorage, Storage};
 use crate::error::StorageError;
@@ -46,7 +50,8 @@ use target::{Target, debug_target};
 const LOG_TARGET: &str = "miso_client::redis";
 
 /// A [`Storage`] in Redis, over a pool of blocking connections: every process and host using
-/// the same Redis shares one cache, and an invalidation in one is seen by all at once.
+/// the same Redis shares one cache, and an invalidation in one is seen by all, after at most
+/// the near cache's delivery delay (below; at once with [`near_cache(0)`](RedisStorageBuilder::near_cache)).
 ///
 /// Values are written with `SET key value PX ttl`, so Redis itself drops expired entries;
 /// [`get_many`](Storage::get_many) is one `MGET`; [`set_if`](Storage::set_if) is a Lua
@@ -63,6 +68,31 @@ const LOG_TARGET: &str = "miso_client::redis";
 /// and the next one goes to the new master. In a cluster, a command goes to the master of its
 /// key's slot (following one `MOVED`/`ASK` redirect), and `get_many` sends one pipeline of
 /// `GET`s to each master that holds some of the keys, since one `MGET` cannot span slots.
+///
+/// # Near cache
+/// On by default (but on a Redis Cluster): what this process read from Redis under the
+/// [near-cache prefix](RedisStorageBuilder::near_cache_prefix) (by default the client's,
+/// `miso:`) is kept in process, in a bounded map (the [`MemoryStorage`] structure,
+/// [`near_cache`](RedisStorageBuilder::near_cache) entries), and a hit costs no round trip.
+/// Redis keeps it exact: the storage opens one more connection (RESP3) on a thread of its
+/// own and asks Redis to push the name of every key written under that prefix, by anyone
+/// (`CLIENT TRACKING ON BCAST PREFIX …`); each push evicts the key.
+///
+/// | | |
+/// |---|---|
+/// | costs | one more connection and one thread per storage; a `PING` on it after 100 ms without news; one push per write under the prefix, by any process |
+/// | answers from memory | only while that connection was heard from in the last 100 ms + `io_timeout` and was set up since the storage last retired its connections (an outage, a Sentinel failover); otherwise every read goes to Redis |
+/// | after a write elsewhere | the old value may be answered until the push arrives: the delivery delay (on loopback, from one client's `clear_roles_cache` returning to another's first refetch: p50 0 µs, p99 10 µs; `BENCHMARKS.md`), next to the validation TTL that already lets a session revoked elsewhere live 120 s |
+/// | after a write here | gone at once: `set`, `set_if`, `invalidate` and `delete` evict the key before returning |
+/// | a read racing a write | never keeps the old value: the read marks the key before its `GET`, and what it read is not kept if an eviction of that key (or a loss of the channel) came meanwhile |
+/// | freshness | entries are the stored envelopes, so the client checks their `exp` with its clock as on any storage; each lives at most what its Redis `PX` had left |
+/// | when the channel fails | an error, an end of stream, a heartbeat unanswered, a demoted master: the copy is emptied at once and bypassed until tracking is set up again (after the cool-down, doubling up to 30 s); also when it cannot be set up (Redis < 6, an ACL that denies `CLIENT`). Logged once (`warn!`), counted in [`near_cache_fallbacks`](Self::near_cache_fallbacks) |
+/// | Cluster | not used: every read goes to Redis |
+///
+/// [`near_cache_hits`](Self::near_cache_hits) and [`near_cache_misses`](Self::near_cache_misses)
+/// give its hit rate. Keys outside the prefix are never kept near (logged once): set the
+/// prefix to the client's [`key_prefix`](crate::MisoClientBuilder::key_prefix) when that is
+/// not the default.
 ///
 /// # When Redis fails
 /// Nothing here blocks longer than the configured timeouts, and an outage costs at most one
@@ -123,6 +153,8 @@ struct Inner {
     health: Arc<Health>,
     settings: Settings,
     target: Target,
+    /// None when turned off (`near_cache(0)`) or on a cluster.
+    near: Option<tracking::Near>,
 }
 
 impl RedisStorage {
@@ -136,6 +168,8 @@ impl RedisStorage {
     pub const DEFAULT_POOL_WAIT: Duration = Duration::from_millis(200);
     /// Default for [`RedisStorageBuilder::cooldown`]: 1 s.
     pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(1);
+    /// Default for [`RedisStorageBuilder::near_cache`]: 10 000 entries.
+    pub const DEFAULT_NEAR_CACHE_ENTRIES: usize = 10_000;
 
     /// How many network connection attempts were made so far (pool connects and probes),
     /// failed ones included. During an outage this grows by about one per cool-down.
@@ -438,11 +472,32 @@ enum Outcome<T> {
     Unavailable(StorageError),
 }
 
-impl Storage for RedisStorage {
-    fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, StorageError> {
-        match self.run(key, |conn| {
+impl<T> Outcome<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
+        match self {
+            Outcome::Done(value) => Outcome::Done(f(value)),
+            Outcome::Refused(error) => Outcome::Refused(error),
+            Outcome::Unavailable(error) => Outcome::Unavailable(error),
+        }
+    }
+}
+
+impl RedisStorage {
+    /// One `GET`.
+    fn read_one(&self, key: &str) -> Outcome<Option<Vec<u8>>> {
+        self.run(key, |conn| {
             redis::cmd("GET").arg(key).query::<Option<Vec<u8>>>(conn)
-        }) {
+        })
+    }
+
+    /// A read of one key as the trait answers it: the fallback's answer while Redis is
+    /// unavailable.
+    fn answer(
+        &self,
+        key: &str,
+        outcome: Outcome<Option<Vec<u8>>>,
+    ) -> std::result::Result<Option<Vec<u8>>, StorageError> {
+        match outcome {
             Outcome::Done(value) => Ok(value),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => match self.fallback_storage() {
@@ -450,6 +505,33 @@ impl Storage for RedisStorage {
                 None => Err(error),
             },
         }
+    }
+}
+
+impl Storage for RedisStorage {
+    fn get(&self, key: &str) -> std::result::Result<Option<Vec<u8>>, StorageError> {
+        let outcome = match self.near_for(key) {
+            Some(near) => self.read_near(near, key),
+            None => self.read_one(key),
+        };
+        self.answer(key, outcome)
+    }
+
+    /// A near-cache hit lends its bytes without a copy.
+    fn get_with(
+        &self,
+        key: &str,
+        read: &mut dyn FnMut(&[u8]),
+    ) -> std::result::Result<bool, StorageError> {
+        let outcome = match self.near_for(key) {
+            Some(near) if near.lend(key, read) => return Ok(true),
+            Some(near) => self.read_missing(near, key),
+            None => self.read_one(key),
+        };
+        Ok(self
+            .answer(key, outcome)?
+            .map(|value| read(&value))
+            .is_some())
     }
 
     fn set(&self, key: &str, value: &[u8], ttl: Duration) -> std::result::Result<(), StorageError> {
@@ -466,7 +548,9 @@ impl Storage for RedisStorage {
                 .arg(ms)
                 .query::<()>(conn)
         };
-        match self.run(key, set) {
+        let outcome = self.run(key, set);
+        self.near_forget(key);
+        match outcome {
             Outcome::Done(()) => Ok(()),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => match self.fallback_storage() {
@@ -477,7 +561,9 @@ impl Storage for RedisStorage {
     }
 
     fn delete(&self, key: &str) -> std::result::Result<(), StorageError> {
-        match self.run(key, |conn| redis::cmd("DEL").arg(key).query::<()>(conn)) {
+        let outcome = self.run(key, |conn| redis::cmd("DEL").arg(key).query::<()>(conn));
+        self.near_forget(key);
+        match outcome {
             Outcome::Done(()) => Ok(()),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => {
@@ -495,7 +581,14 @@ impl Storage for RedisStorage {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        match self.read_many(keys) {
+        let near = self
+            .near_for(keys[0])
+            .filter(|near| keys.iter().all(|k| near.covers(k)));
+        let outcome = match near {
+            Some(near) => self.read_many_near(near, keys),
+            None => self.read_many(keys),
+        };
+        match outcome {
             Outcome::Done(values) => Ok(values),
             Outcome::Refused(error) => Err(error),
             Outcome::Unavailable(error) => match self.fallback_storage() {
@@ -512,7 +605,11 @@ impl Storage for RedisStorage {
         value: &[u8],
         ttl: Duration,
     ) -> std::result::Result<bool, StorageError> {
-        self.compare_and_set(key, expected, value, ttl)
+        // Whether it wrote or not, the near copy goes: a failed compare means it was
+        // not what Redis holds, or soon will not be.
+        let wrote = self.compare_and_set(key, expected, value, ttl);
+        self.near_forget(key);
+        wrote
     }
 
     fn invalidate(
@@ -521,11 +618,16 @@ impl Storage for RedisStorage {
         marker: &[u8],
         ttl: Duration,
     ) -> std::result::Result<(), StorageError> {
-        self.write_marker(key, marker, ttl)
+        let written = self.write_marker(key, marker, ttl);
+        self.near_forget(key);
+        written
     }
 
+    /// One round trip for a check's two entries, unless the near cache answers: then two
+    /// lookups in memory cost less than the batch (which decodes the token's claims to
+    /// guess the second key) and lend the bytes without copies.
     fn prefers_batched_reads(&self) -> bool {
-        true
+        !self.near_cache_live()
     }
 }
 
@@ -540,6 +642,11 @@ impl fmt::Debug for RedisStorage {
             .field("pool_wait", &settings.pool_wait)
             .field("cooldown", &settings.cooldown)
             .field("fallback", &self.inner.health.fallback)
+            .field(
+                "near_cache",
+                &self.inner.near.as_ref().map(|near| near.cache.memory()),
+            )
+            .field("near_cache_live", &self.near_cache_live())
             .field("available", &self.is_available())
             .field("connection_attempts", &self.connection_attempts())
             .field("pool_timeouts", &self.pool_timeouts())

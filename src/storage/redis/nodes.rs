@@ -74,6 +74,14 @@ impl Nodes {
         }
     }
 
+    /// Behind Sentinels, asks whether the master moved (at most once per cool-down) and
+    /// retires the connections if it did; nothing for other topologies.
+    pub(super) fn follow_master(&self) {
+        if let Nodes::One(node) = self {
+            node.manager.follow_master();
+        }
+    }
+
     /// Where a cluster redirects a command that failed with `error`, if it does.
     pub(super) fn redirect(&self, error: &RedisError) -> Option<Route<'static>> {
         match self {
