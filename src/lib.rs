@@ -1,5 +1,5 @@
-// Longer than the house's 500 lines because it is the crate guide: prose and doctests; its code
-// is the module list and the public re-exports.
+// This file is longer because it is the crate guide (prose and doctests, over the house's 500
+// lines); its code is the module list and the public re-exports.
 //! A blocking client for the Miso controller: is this token valid, who is it, and what may it
 //! do — answered from a cache whenever it can be, from the controller when it must.
 //!

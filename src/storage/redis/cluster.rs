@@ -9,7 +9,7 @@
 
 use super::dial::Dialer;
 use super::manager::Dest;
-use super::nodes::{Node, NodeMaker, Route};
+use super::node::{Node, NodeMaker, Route};
 use super::target::ServerAddr;
 use crate::storage::redis_config::parse_host_port;
 use parking_lot::{Mutex, RwLock};
