@@ -6,7 +6,7 @@
 use crate::client::MisoClient;
 use crate::error::{Error, Result};
 use crate::kind::{AnswerKind, Fetch};
-use crate::principal::{Identity, Uid};
+use crate::principal::{Identity, Uid, UserId};
 use std::fmt;
 use std::time::Duration;
 
@@ -315,7 +315,7 @@ impl MisoClient {
         }
         if !require.needs_roles() && !require.needs_permissions() {
             // No list validates it on the way, so validate alone.
-            match self.identify::<Uid>(token, None)? {
+            match self.identify(token, None, &UserId)? {
                 None => return Ok(Decision::Unauthenticated),
                 Some(Identity::ApiKey) => {}
                 Some(Identity::User(Uid { uid })) => user_id = uid,

@@ -2,13 +2,13 @@
 //! they share live in `steps.rs`.
 
 use crate::Endpoint;
-use crate::cache::{Cache, Read};
+use crate::cache::{Cache, Whole};
 use crate::controller::{Controller, decode};
 use crate::error::Result;
 use crate::kind::AnswerKind;
 use crate::kind::Fetch;
 use crate::models::UserInfo;
-use crate::principal::{Identity, Principal, Uid, Valid};
+use crate::principal::{Identity, Validity};
 use crate::secret::redact_url;
 use crate::stats::{CacheStats, Stats};
 use std::fmt;
@@ -79,7 +79,7 @@ impl MisoClient {
     /// When the controller cannot give an answer: [`Error::Timeout`](crate::Error::Timeout), [`Error::Transport`](crate::Error::Transport),
     /// [`Error::Status`](crate::Error::Status) (5xx, 429, …), [`Error::Decode`](crate::Error::Decode), [`Error::ClientCredentials`](crate::Error::ClientCredentials).
     pub fn validate_token(&self, token: &str) -> Result<bool> {
-        Ok(self.identify::<Valid>(token, None)?.is_some())
+        Ok(self.identify(token, None, &Validity)?.is_some())
     }
 
     /// The same as [`validate_token`](Self::validate_token).
@@ -96,7 +96,7 @@ impl MisoClient {
     /// # Errors
     /// As [`validate_token`](Self::validate_token).
     pub fn get_user(&self, token: &str) -> Result<Option<UserInfo>> {
-        Ok(match self.identify::<Principal>(token, None)? {
+        Ok(match self.identify(token, None, &Whole)? {
             Some(Identity::User(principal)) => principal.user,
             _ => None,
         })
@@ -109,12 +109,12 @@ impl MisoClient {
     /// # Errors
     /// As [`validate_token`](Self::validate_token), for either call.
     pub fn get_user_info(&self, token: &str) -> Result<Option<UserInfo>> {
-        let Some(Identity::User(Uid { uid })) = self.identify(token, None)? else {
+        let kind = AnswerKind::User;
+        let Some(Identity::User(who)) = self.validated(token, kind, Fetch::Cached)? else {
             return Ok(None);
         };
-        let kind = AnswerKind::User;
         let endpoint = kind.spec().endpoint;
-        self.user_scoped(token, kind, uid, Read::Storage, endpoint, || {
+        let fetched = || {
             let answer = self.controller.call(endpoint, Some(token), None)?;
             let user = match answer.is_bearer_rejection() {
                 true => None,
@@ -126,7 +126,9 @@ impl MisoClient {
                 return Ok((None, Duration::ZERO));
             };
             Ok((Some(user), self.cache.ttl(kind)))
-        })
+        };
+        let seen = self.user_scoped(token, (kind, endpoint), who, &Whole, fetched)?;
+        Ok(seen.1)
     }
 
     // ---- roles ----
@@ -145,10 +147,7 @@ impl MisoClient {
     /// # Errors
     /// As [`get_roles`](Self::get_roles).
     pub fn has_role(&self, token: &str, role: &str) -> Result<bool> {
-        Ok(self
-            .list(token, AnswerKind::Roles, Fetch::Cached)?
-            .iter()
-            .any(|r| r == role))
+        self.holds(token, AnswerKind::Roles, role)
     }
 
     /// Whether the user has at least one of `roles` (`false` for an empty slice).
@@ -197,10 +196,7 @@ impl MisoClient {
     /// # Errors
     /// As [`get_roles`](Self::get_roles).
     pub fn has_permission(&self, token: &str, permission: &str) -> Result<bool> {
-        Ok(self
-            .list(token, AnswerKind::Permissions, Fetch::Cached)?
-            .iter()
-            .any(|p| p == permission))
+        self.holds(token, AnswerKind::Permissions, permission)
     }
 
     /// Whether the user has at least one of `permissions` (`false` for an empty slice).
@@ -247,7 +243,7 @@ impl MisoClient {
     /// [`Error::Storage`](crate::Error::Storage) when the storage could not delete.
     pub fn clear_token_cache(&self, token: &str) -> Result<()> {
         self.cache
-            .invalidate(&[self.cache.keys().validation(token)])
+            .invalidate(&[self.cache.keys().validation(token).into()])
     }
 
     /// Removes the token's validation entry and the user's user info, roles and permissions.
@@ -260,7 +256,7 @@ impl MisoClient {
     /// [`Error::Storage`](crate::Error::Storage) when the storage could not delete (every key is still tried).
     pub fn clear_user_cache(&self, token: &str) -> Result<()> {
         let mut keys = self.user_keys(token, AnswerKind::user_scoped());
-        keys.push(self.cache.keys().validation(token));
+        keys.push(self.cache.keys().validation(token).into());
         let cleared = self.cache.invalidate(&keys);
         // The link goes last: it is how the keys above were found.
         let unlinked = self.cache.delete_all(&[self.cache.keys().link(token)]);

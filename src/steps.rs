@@ -3,27 +3,29 @@
 //! id). The views below let a hit decode only what its question needs.
 
 use crate::Endpoint;
-use crate::cache::{Answer, Ask, Read, View, validation_ttl};
+use crate::cache::{Answer, Ask, Key, Read, View, Whole, list_holds, validation_ttl};
 use crate::client::MisoClient;
 use crate::controller::decode;
 use crate::error::{Error, Result};
 use crate::jwt::{self, MAX_TOKEN_LEN};
 use crate::kind::{AnswerKind, Fetch};
-use crate::principal::{Identity, Principal, Uid};
+use crate::principal::{Identity, Principal, Uid, UserId};
 use crate::secret::constant_time_eq;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 impl MisoClient {
-    /// Validates `token` through the flow: `None` if it is not valid. `prefetched` is the
-    /// validation key and its value when the caller already read them in a batch.
-    pub(crate) fn identify<V>(
+    /// Validates `token` through the flow, seen through `view`: `None` if it is not valid.
+    /// `prefetched` is the validation key and its value when the caller already read them in
+    /// a batch.
+    pub(crate) fn identify<V, S>(
         &self,
         token: &str,
-        prefetched: Option<(String, Option<Vec<u8>>)>,
-    ) -> Result<Option<Identity<V>>>
+        prefetched: Option<(Key, Option<Vec<u8>>)>,
+        view: &V,
+    ) -> Result<Option<Identity<S>>>
     where
-        Option<V>: View<Option<Principal>>,
+        V: View<Option<Principal>, Seen = Option<S>>,
     {
         if token.len() > MAX_TOKEN_LEN {
             // Refused before hashing, so a huge token costs nothing.
@@ -41,7 +43,9 @@ impl MisoClient {
         let needs_controller =
             || jwt::decode_unverified(token).is_ok_and(|c| !c.is_expired_at(self.cache.now()));
         let ask = Ask::new(AnswerKind::Validation, &key, read, token).checked_by(&needs_controller);
-        let seen: Option<V> = self.cache.flow(ask, || self.fetch_validation(token))?;
+        let seen = self
+            .cache
+            .flow(ask, view, || self.fetch_validation(token))?;
         Ok(seen.map(Identity::User))
     }
 
@@ -83,6 +87,13 @@ impl MisoClient {
             .map(|(_, list)| list)
     }
 
+    /// Whether the list of `kind` holds `wanted` (`has_role`, `has_permission`): a hit reads
+    /// the stored list without building it.
+    pub(crate) fn holds(&self, token: &str, kind: AnswerKind, wanted: &str) -> Result<bool> {
+        self.list_seen(token, kind, Fetch::Cached, &Has(wanted))
+            .map(|(_, held)| held)
+    }
+
     /// [`list`](Self::list) with the validated user id it is keyed by (`None` for the API key
     /// or an answer naming nobody), so `authorize` learns who it is at no extra cost.
     pub(crate) fn validated_list(
@@ -91,29 +102,56 @@ impl MisoClient {
         kind: AnswerKind,
         fetch: Fetch,
     ) -> Result<(Option<String>, Vec<String>)> {
+        self.list_seen(token, kind, fetch, &Whole)
+    }
+
+    /// The list of `kind` seen through `view`, with the validated user id it is keyed by.
+    fn list_seen<V: View<Vec<String>>>(
+        &self,
+        token: &str,
+        kind: AnswerKind,
+        fetch: Fetch,
+        view: &V,
+    ) -> Result<(Option<String>, V::Seen)> {
         let endpoint = fetch.of_list(kind).1;
-        let batch = (fetch == Fetch::Cached)
-            .then(|| self.read_batch(token, kind))
-            .flatten();
-        let uid = match self.identify(token, batch.as_ref().map(|b| b.validation.clone()))? {
+        let who = match self.validated(token, kind, fetch)? {
             None => {
                 return Err(Error::Unauthenticated {
                     endpoint: Endpoint::Validate,
                 });
             }
-            Some(Identity::ApiKey) => return Ok((None, Vec::new())),
-            Some(Identity::User(Uid { uid })) => uid,
-        };
-        let read = match batch {
-            _ if fetch == Fetch::Refresh => Read::Refresh,
-            Some(batch) if uid.as_deref() == Some(&batch.guess.0) => {
-                Read::Prefetched(batch.guess.1)
-            }
-            _ => Read::Storage,
+            Some(Identity::ApiKey) => return Ok((None, view.of(Vec::new()))),
+            Some(Identity::User(scoped)) => scoped,
         };
         let fetched = || self.fetch_list(token, kind, fetch.of_list(kind));
-        self.user_scoped(token, kind, uid.clone(), read, endpoint, fetched)
-            .map(|list| (uid, list))
+        self.user_scoped(token, (kind, endpoint), who, view, fetched)
+    }
+
+    /// Validates `token` for a question about its user's answer of `kind`: who it is, and
+    /// how to read that answer. Where the storage prefers batched reads, both entries are
+    /// read in one round trip (`ARCHITECTURE.md`, "The cache-aside flow").
+    pub(crate) fn validated(
+        &self,
+        token: &str,
+        kind: AnswerKind,
+        fetch: Fetch,
+    ) -> Result<Option<Identity<Scoped>>> {
+        let batch = (fetch == Fetch::Cached)
+            .then(|| self.read_batch(token, kind))
+            .flatten();
+        let (validation, guess) =
+            batch.map_or((None, None), |b| (Some(b.validation), Some(b.guess)));
+        let uid = match self.identify(token, validation, &UserId)? {
+            None => return Ok(None),
+            Some(Identity::ApiKey) => return Ok(Some(Identity::ApiKey)),
+            Some(Identity::User(Uid { uid })) => uid,
+        };
+        let read = match guess {
+            _ if fetch == Fetch::Refresh => Read::Refresh,
+            Some((guessed, raw)) if uid.as_deref() == Some(&guessed) => Read::Prefetched(raw),
+            _ => Read::Storage,
+        };
+        Ok(Some(Identity::User(Scoped { uid, read })))
     }
 
     /// Asks `endpoint` for the list of `kind` in `field`; the list and how long it may be
@@ -154,26 +192,27 @@ impl MisoClient {
         })
     }
 
-    /// An answer of a user-scoped `kind` for the validated `uid`, asked with `token`: through
-    /// the flow when there is an id to key it by, else fetched and not cached (nothing to key
-    /// it by).
-    pub(crate) fn user_scoped<T: Answer>(
+    /// An answer of a user-scoped `kind` for the validated user `who`, asked with `token`
+    /// (of `endpoint`), seen through `view`, with the id it is keyed by: through the flow
+    /// when there is an id to key it by, else fetched and not cached (nothing to key it by).
+    pub(crate) fn user_scoped<T: Answer, V: View<T>>(
         &self,
         token: &str,
-        kind: AnswerKind,
-        uid: Option<String>,
-        read: Read,
-        endpoint: Endpoint,
+        (kind, endpoint): (AnswerKind, Endpoint),
+        who: Scoped,
+        view: &V,
         fetch: impl FnOnce() -> Result<(T, Duration)>,
-    ) -> Result<T> {
-        match uid {
-            Some(uid) => {
-                let key = self.cache.keys().user_scoped(kind, &uid);
+    ) -> Result<(Option<String>, V::Seen)> {
+        let Scoped { uid, read } = who;
+        let seen = match &uid {
+            Some(id) => {
+                let key = self.cache.keys().user_scoped(kind, id);
                 let ask = Ask::new(kind, &key, read, token).via(endpoint);
-                self.cache.flow(ask, fetch)
+                self.cache.flow(ask, view, fetch)?
             }
-            None => fetch().map(|(value, _)| value),
-        }
+            None => view.of(fetch()?.0),
+        };
+        Ok((uid, seen))
     }
 
     /// The controller said `token` is not valid while answering another question: its
@@ -181,7 +220,7 @@ impl MisoClient {
     /// (`ARCHITECTURE.md`, "Stale-if-error"). Storage trouble here is only logged.
     pub(crate) fn void_validation(&self, token: &str) {
         let key = self.cache.keys().validation(token);
-        if let Err(error) = self.cache.invalidate(&[key]) {
+        if let Err(error) = self.cache.invalidate(&[key.into()]) {
             log::debug!(target: "miso_client::cache", "a rejected token's validation stays: {error}");
         }
     }
@@ -212,7 +251,11 @@ impl MisoClient {
         ids.dedup();
         let keys = self.cache.keys();
         ids.iter()
-            .flat_map(|uid| kinds.clone().map(move |kind| keys.user_scoped(kind, uid)))
+            .flat_map(|uid| {
+                kinds
+                    .clone()
+                    .map(move |kind| keys.user_scoped(kind, uid).into())
+            })
             .collect()
     }
 }
@@ -234,6 +277,30 @@ fn checked_locally(token: &str, now: std::time::SystemTime) -> Option<jwt::Unver
 /// A check's entries read in one batch: the validation key and value, and the guessed user
 /// id with the value under its list key.
 struct Batch {
-    validation: (String, Option<Vec<u8>>),
+    validation: (Key, Option<Vec<u8>>),
     guess: (String, Option<Vec<u8>>),
+}
+
+/// A validated token's user, for a question about one of its answers: the id the answer is
+/// keyed by (`None`: the answer named nobody) and how to read it.
+pub(crate) struct Scoped {
+    pub(crate) uid: Option<String>,
+    pub(crate) read: Read,
+}
+
+/// The view of a list that reads only whether it holds one string: a hit then builds no
+/// list.
+struct Has<'a>(&'a str);
+
+impl View<Vec<String>> for Has<'_> {
+    type Seen = bool;
+    fn decode(&self, payload: &[u8]) -> Option<bool> {
+        list_holds(payload, self.0).or_else(|| {
+            let list = serde_json::from_slice::<Vec<String>>(payload).ok()?;
+            Some(self.of(list))
+        })
+    }
+    fn of(&self, list: Vec<String>) -> bool {
+        list.iter().any(|held| held == self.0)
+    }
 }

@@ -5,16 +5,17 @@
 //! for it) → store with TTL → return. Validation, user info, roles and permissions are four
 //! uses of [`Cache::flow`], not four copies.
 
+mod compact;
 mod envelope;
 mod keys;
 mod lead;
 mod marker;
 
-#[cfg(feature = "fuzzing")]
+pub(crate) use compact::{Cursor, list_holds};
 #[cfg(feature = "fuzzing")]
 pub(crate) use envelope::TOMBSTONE;
 pub(crate) use envelope::{decode_envelope, decode_named, encode_envelope};
-pub(crate) use keys::Keys;
+pub(crate) use keys::{Key, Keys};
 
 use crate::Endpoint;
 use crate::clock::{Clock, unix_millis};
@@ -61,14 +62,28 @@ pub(crate) fn validation_ttl(
     ttl.max(MIN_VALIDATION_TTL.min(configured)).min(left)
 }
 
-/// What a hit decodes: the whole stored answer `T`, or a cheaper view of it (a role check
-/// needs only the user id of a validation answer). A fetched `T` converts into the view.
-pub(crate) trait View<T>: DeserializeOwned {
-    fn of(value: T) -> Self;
+/// What a question sees of a stored answer `T`: the whole of it ([`Whole`]), or only what it
+/// asks (a role check needs only the user id of a validation answer and whether the roles
+/// hold one role). A hit decodes the view from the stored payload, a fetch converts its `T`.
+pub(crate) trait View<T> {
+    /// What the question gets.
+    type Seen;
+    /// The view of a stored payload (the canonical envelope's `v`), `None` if it is not one
+    /// of `T` (a miss).
+    fn decode(&self, payload: &[u8]) -> Option<Self::Seen>;
+    /// The view of an answer.
+    fn of(&self, value: T) -> Self::Seen;
 }
 
-impl<T: DeserializeOwned> View<T> for T {
-    fn of(value: T) -> T {
+/// The whole answer.
+pub(crate) struct Whole;
+
+impl<T: DeserializeOwned> View<T> for Whole {
+    type Seen = T;
+    fn decode(&self, payload: &[u8]) -> Option<T> {
+        serde_json::from_slice(payload).ok()
+    }
+    fn of(&self, value: T) -> T {
         value
     }
 }
@@ -222,7 +237,7 @@ impl Cache {
     /// the view `V`; a fetch (shared with concurrent misses in this process, unless its
     /// answer is personal to the token that asked, and with other processes through a
     /// lease) yields `T`. A kind whose TTL is zero is neither read nor written.
-    pub(crate) fn flow<T, V, F>(&self, ask: Ask<'_>, fetch: F) -> Result<V>
+    pub(crate) fn flow<T, V, F>(&self, ask: Ask<'_>, view: &V, fetch: F) -> Result<V::Seen>
     where
         T: Answer,
         V: View<T>,
@@ -237,7 +252,7 @@ impl Cache {
             (false, true) => Mode::Refresh,
             (false, false) => Mode::Cached,
         };
-        if let Some(value) = self.hit::<V>(kind, key, read, !matches!(mode, Mode::Uncached)) {
+        if let Some(value) = self.hit(kind, key, read, view, !matches!(mode, Mode::Uncached)) {
             return Ok(value);
         }
         let lead = || {
@@ -247,10 +262,10 @@ impl Cache {
         };
         if refresh {
             // A refresh must reach the refresh endpoint: it never joins a plain fetch.
-            return lead().map(|fetched| V::of(fetched.value));
+            return lead().map(|fetched| view.of(fetched.value));
         }
         let ticket = self.ticket(key, ask.token, ask.endpoint);
-        self.shared(kind, &ticket, lead).map(V::of)
+        self.shared(kind, &ticket, lead).map(|value| view.of(value))
     }
 
     /// What single-flight needs to know of a miss of `key` asked with `token`.
@@ -291,17 +306,18 @@ impl Cache {
     }
 
     /// The first step of the flow: a fresh stored value, counted as a hit, or a counted miss.
-    fn hit<V: DeserializeOwned>(
+    fn hit<T: DeserializeOwned, V: View<T>>(
         &self,
         kind: AnswerKind,
         key: &str,
         read: Read,
+        view: &V,
         cached: bool,
-    ) -> Option<V> {
+    ) -> Option<V::Seen> {
         let hit = match read {
             _ if !cached => None,
-            Read::Storage => self.read_fresh::<V>(kind, key),
-            Read::Prefetched(raw) => raw.and_then(|raw| self.fresh::<V>(kind, &raw)),
+            Read::Storage => self.read_fresh(kind, key, view),
+            Read::Prefetched(raw) => raw.and_then(|raw| self.seen_fresh(kind, &raw, view)),
             Read::Refresh => None,
         };
         let outcome = if hit.is_some() { "hit" } else { "miss" };
@@ -315,16 +331,31 @@ impl Cache {
 
     /// The value of a stored entry if it decodes as `kind` and is still fresh by our clock.
     fn fresh<T: DeserializeOwned>(&self, kind: AnswerKind, raw: &[u8]) -> Option<T> {
-        decode_fresh(kind, raw, unix_millis(self.clock.now()))
+        self.seen_fresh(kind, raw, &Whole)
     }
 
-    /// Reads `key` and decodes it if fresh, from the storage's own buffer where it lends one;
-    /// a storage error is a miss (`ARCHITECTURE.md`, "Rules").
-    fn read_fresh<V: DeserializeOwned>(&self, kind: AnswerKind, key: &str) -> Option<V> {
+    /// The `view` of a stored entry if it decodes as `kind` and is still fresh by our clock.
+    fn seen_fresh<T: DeserializeOwned, V: View<T>>(
+        &self,
+        kind: AnswerKind,
+        raw: &[u8],
+        view: &V,
+    ) -> Option<V::Seen> {
+        decode_fresh(kind, raw, unix_millis(self.clock.now()), view)
+    }
+
+    /// Reads `key` and decodes its `view` if fresh, from the storage's own buffer where it
+    /// lends one; a storage error is a miss (`ARCHITECTURE.md`, "Rules").
+    fn read_fresh<T: DeserializeOwned, V: View<T>>(
+        &self,
+        kind: AnswerKind,
+        key: &str,
+        view: &V,
+    ) -> Option<V::Seen> {
         let mut value = None;
         let result = self
             .storage
-            .get_with(key, &mut |raw| value = self.fresh::<V>(kind, raw));
+            .get_with(key, &mut |raw| value = self.seen_fresh(kind, raw, view));
         self.observe(kind, "read", result);
         value
     }
@@ -421,7 +452,11 @@ impl Cache {
     ) -> Option<V> {
         match result {
             Ok(value) => {
-                if self.storage_failing.swap(false, Ordering::Relaxed) {
+                // A load first: a swap on every hit would be a locked write shared by every
+                // thread.
+                if self.storage_failing.load(Ordering::Relaxed)
+                    && self.storage_failing.swap(false, Ordering::Relaxed)
+                {
                     log::info!(target: "miso_client::storage", "storage answers again");
                 }
                 Some(value)
