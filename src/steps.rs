@@ -3,7 +3,7 @@
 //! id). The views below let a hit decode only what its question needs.
 
 use crate::Endpoint;
-use crate::cache::{Answer, Ask, Key, Read, View, Whole, list_holds, validation_ttl};
+use crate::cache::{Answer, Ask, Key, Moment, Read, View, Whole, list_holds, validation_ttl};
 use crate::client::MisoClient;
 use crate::controller::decode;
 use crate::error::{Error, Result};
@@ -16,12 +16,12 @@ use std::time::Duration;
 
 impl MisoClient {
     /// Validates `token` through the flow, seen through `view`: `None` if it is not valid.
-    /// `prefetched` is the validation key and its value when the caller already read them in
-    /// a batch.
+    /// `start` is what a call that reads more entries brings (`None` for a call that reads
+    /// only this one).
     pub(crate) fn identify<V, S>(
         &self,
         token: &str,
-        prefetched: Option<(Key, Option<Vec<u8>>)>,
+        start: Option<Start<'_>>,
         view: &V,
     ) -> Result<Option<Identity<S>>>
     where
@@ -35,6 +35,7 @@ impl MisoClient {
         if self.is_api_key(token) {
             return Ok(Some(Identity::ApiKey));
         }
+        let Start { prefetched, moment } = start.unwrap_or_default();
         let (key, read) = match prefetched {
             Some((key, raw)) => (key, Read::Prefetched(raw)),
             None => (self.cache.keys().validation(token), Read::Storage),
@@ -42,7 +43,9 @@ impl MisoClient {
         // A token refused locally is answered without the controller: no lease, no store.
         let needs_controller =
             || jwt::decode_unverified(token).is_ok_and(|c| !c.is_expired_at(self.cache.now()));
-        let ask = Ask::new(AnswerKind::Validation, &key, read, token).checked_by(&needs_controller);
+        let ask = Ask::new(AnswerKind::Validation, &key, read, token)
+            .checked_by(&needs_controller)
+            .judged_at(moment);
         let seen = self
             .cache
             .flow(ask, view, || self.fetch_validation(token))?;
@@ -139,9 +142,15 @@ impl MisoClient {
         let batch = (fetch == Fetch::Cached)
             .then(|| self.read_batch(token, kind))
             .flatten();
-        let (validation, guess) =
+        let (prefetched, guess) =
             batch.map_or((None, None), |b| (Some(b.validation), Some(b.guess)));
-        let uid = match self.identify(token, validation, &UserId)? {
+        // Both entries are judged fresh at one moment: one clock read.
+        let moment = Moment::default();
+        let start = Start {
+            prefetched,
+            moment: Some(&moment),
+        };
+        let uid = match self.identify(token, Some(start), &UserId)? {
             None => return Ok(None),
             Some(Identity::ApiKey) => return Ok(Some(Identity::ApiKey)),
             Some(Identity::User(Uid { uid })) => uid,
@@ -151,7 +160,7 @@ impl MisoClient {
             Some((guessed, raw)) if uid.as_deref() == Some(&guessed) => Read::Prefetched(raw),
             _ => Read::Storage,
         };
-        Ok(Some(Identity::User(Scoped { uid, read })))
+        Ok(Some(Identity::User(Scoped { uid, read, moment })))
     }
 
     /// Asks `endpoint` for the list of `kind` in `field`; the list and how long it may be
@@ -203,11 +212,13 @@ impl MisoClient {
         view: &V,
         fetch: impl FnOnce() -> Result<(T, Duration)>,
     ) -> Result<(Option<String>, V::Seen)> {
-        let Scoped { uid, read } = who;
+        let Scoped { uid, read, moment } = who;
         let seen = match &uid {
             Some(id) => {
                 let key = self.cache.keys().user_scoped(kind, id);
-                let ask = Ask::new(kind, &key, read, token).via(endpoint);
+                let ask = Ask::new(kind, &key, read, token)
+                    .via(endpoint)
+                    .judged_at(Some(&moment));
                 self.cache.flow(ask, view, fetch)?
             }
             None => view.of(fetch()?.0),
@@ -281,11 +292,20 @@ struct Batch {
     guess: (String, Option<Vec<u8>>),
 }
 
+/// What a call that reads more entries than the validation brings to it: the validation
+/// key and value read in a batch, and the moment the call judges its entries at.
+#[derive(Default)]
+pub(crate) struct Start<'m> {
+    prefetched: Option<(Key, Option<Vec<u8>>)>,
+    moment: Option<&'m Moment>,
+}
+
 /// A validated token's user, for a question about one of its answers: the id the answer is
-/// keyed by (`None`: the answer named nobody) and how to read it.
+/// keyed by (`None`: the answer named nobody), how to read it, and when it is judged.
 pub(crate) struct Scoped {
-    pub(crate) uid: Option<String>,
-    pub(crate) read: Read,
+    uid: Option<String>,
+    read: Read,
+    moment: Moment,
 }
 
 /// The view of a list that reads only whether it holds one string: a hit then builds no

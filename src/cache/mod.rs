@@ -29,6 +29,7 @@ use lead::{Fetched, How, Mode};
 use marker::Markers;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,6 +132,8 @@ pub(crate) struct Ask<'a> {
     token: &'a str,
     /// Whether the answer needs the controller at all (see [`Ask::checked_by`]).
     needs_controller: Option<&'a dyn Fn() -> bool>,
+    /// The moment the call judges its entries at (see [`Ask::judged_at`]).
+    moment: Option<&'a Moment>,
 }
 
 impl<'a> Ask<'a> {
@@ -144,6 +147,7 @@ impl<'a> Ask<'a> {
             endpoint,
             token,
             needs_controller: None,
+            moment: None,
         }
     }
 
@@ -161,7 +165,20 @@ impl<'a> Ask<'a> {
             ..self
         }
     }
+
+    /// The same question, in a call that reads several entries: a hit judges the entry's
+    /// freshness at `moment` (if any), read from the clock by the call's first hit.
+    pub(crate) fn judged_at(self, moment: Option<&'a Moment>) -> Self {
+        Self { moment, ..self }
+    }
 }
+
+/// The time by the client's clock that a call judges its entries at: read once for all of
+/// its hits (on a virtual machine a clock read costs as much as a map lookup), and forgotten
+/// when the call goes on to a miss, so that an entry read after a fetch is judged after it
+/// (a slow fetch never makes an entry look fresher).
+#[derive(Debug, Default)]
+pub(crate) struct Moment(Cell<Option<u64>>);
 
 /// The cache-aside flow over one storage and one clock.
 pub(crate) struct Cache {
@@ -244,7 +261,11 @@ impl Cache {
         F: FnOnce() -> Result<(T, Duration)>,
     {
         let Ask {
-            kind, key, read, ..
+            kind,
+            key,
+            read,
+            moment,
+            ..
         } = ask;
         let refresh = matches!(read, Read::Refresh);
         let mode = match (self.ttl(kind).is_zero(), refresh) {
@@ -252,7 +273,8 @@ impl Cache {
             (false, true) => Mode::Refresh,
             (false, false) => Mode::Cached,
         };
-        if let Some(value) = self.hit(kind, key, read, view, !matches!(mode, Mode::Uncached)) {
+        let cached = !matches!(mode, Mode::Uncached);
+        if let Some(value) = self.hit(kind, (key, read), view, cached, moment) {
             return Ok(value);
         }
         let lead = || {
@@ -305,57 +327,77 @@ impl Cache {
         result.map(|fetched| fetched.value)
     }
 
-    /// The first step of the flow: a fresh stored value, counted as a hit, or a counted miss.
+    /// The first step of the flow: a fresh stored value (its freshness judged at `moment`),
+    /// counted as a hit, or a counted miss, after which `moment` is forgotten.
     fn hit<T: DeserializeOwned, V: View<T>>(
         &self,
         kind: AnswerKind,
-        key: &str,
-        read: Read,
+        (key, read): (&str, Read),
         view: &V,
         cached: bool,
+        moment: Option<&Moment>,
     ) -> Option<V::Seen> {
+        let now_ms = || self.now_ms(moment);
         let hit = match read {
             _ if !cached => None,
-            Read::Storage => self.read_fresh(kind, key, view),
-            Read::Prefetched(raw) => raw.and_then(|raw| self.seen_fresh(kind, &raw, view)),
+            Read::Storage => self.read_fresh(kind, key, view, now_ms),
+            Read::Prefetched(raw) => {
+                raw.and_then(|raw| self.seen_fresh(kind, &raw, view, now_ms()))
+            }
             Read::Refresh => None,
         };
         let outcome = if hit.is_some() { "hit" } else { "miss" };
         match hit {
             Some(_) => self.stats.hit(kind),
-            None => self.stats.miss(kind),
+            None => {
+                self.stats.miss(kind);
+                moment.inspect(|m| m.0.set(None));
+            }
         }
         log::debug!(target: "miso_client::cache", "{} {outcome}", kind.name());
         hit
     }
 
-    /// The value of a stored entry if it decodes as `kind` and is still fresh by our clock.
-    fn fresh<T: DeserializeOwned>(&self, kind: AnswerKind, raw: &[u8]) -> Option<T> {
-        self.seen_fresh(kind, raw, &Whole)
+    /// The time by our clock in unix ms: `moment`'s, else read now (and kept in `moment`).
+    fn now_ms(&self, moment: Option<&Moment>) -> u64 {
+        if let Some(ms) = moment.and_then(|m| m.0.get()) {
+            return ms;
+        }
+        let ms = unix_millis(self.clock.now());
+        moment.inspect(|m| m.0.set(Some(ms)));
+        ms
     }
 
-    /// The `view` of a stored entry if it decodes as `kind` and is still fresh by our clock.
+    /// The value of a stored entry if it decodes as `kind` and is still fresh by our clock.
+    fn fresh<T: DeserializeOwned>(&self, kind: AnswerKind, raw: &[u8]) -> Option<T> {
+        self.seen_fresh(kind, raw, &Whole, self.now_ms(None))
+    }
+
+    /// The `view` of a stored entry if it decodes as `kind` and is still fresh at `now_ms`.
     fn seen_fresh<T: DeserializeOwned, V: View<T>>(
         &self,
         kind: AnswerKind,
         raw: &[u8],
         view: &V,
+        now_ms: u64,
     ) -> Option<V::Seen> {
-        decode_fresh(kind, raw, unix_millis(self.clock.now()), view)
+        decode_fresh(kind, raw, now_ms, view)
     }
 
-    /// Reads `key` and decodes its `view` if fresh, from the storage's own buffer where it
-    /// lends one; a storage error is a miss (`ARCHITECTURE.md`, "Rules").
+    /// Reads `key` and decodes its `view` if fresh at `now_ms()` (asked only when there is
+    /// an entry), from the storage's own buffer where it lends one; a storage error is a
+    /// miss (`ARCHITECTURE.md`, "Rules").
     fn read_fresh<T: DeserializeOwned, V: View<T>>(
         &self,
         kind: AnswerKind,
         key: &str,
         view: &V,
+        now_ms: impl Fn() -> u64,
     ) -> Option<V::Seen> {
         let mut value = None;
-        let result = self
-            .storage
-            .get_with(key, &mut |raw| value = self.seen_fresh(kind, raw, view));
+        let result = self.storage.get_with(key, &mut |raw| {
+            value = self.seen_fresh(kind, raw, view, now_ms())
+        });
         self.observe(kind, "read", result);
         value
     }
