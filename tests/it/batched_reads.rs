@@ -156,7 +156,11 @@ fn every_cached_answer_is_one_round_trip() {
         storage.take();
         ask(what);
         let (gets, batches) = storage.take();
-        assert_eq!(gets + batches, 1, "{what}: {gets} reads + {batches} batches");
+        assert_eq!(
+            gets + batches,
+            1,
+            "{what}: {gets} reads + {batches} batches"
+        );
     }
     assert_eq!(s.fake.total_calls(), calls, "every answer was a hit");
 }
@@ -165,7 +169,10 @@ fn every_cached_answer_is_one_round_trip() {
 fn the_guessed_user_entry_is_used_only_when_validation_confirms_it() {
     let (s, storage, client) = setup();
     let mallory = s.user("mallory", &[], &[]);
-    assert_eq!(client.get_user_info(&mallory).unwrap().unwrap().id, "mallory");
+    assert_eq!(
+        client.get_user_info(&mallory).unwrap().unwrap().id,
+        "mallory"
+    );
     // A token whose payload claims "mallory" but which the controller validates as "alice":
     // the batch reads user:mallory, which must not answer for alice.
     let token = s.fake.mint_token("mallory", HOUR);

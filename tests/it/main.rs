@@ -18,6 +18,7 @@ mod connections;
 mod errors;
 mod fake_controller;
 mod fuzz_seeds;
+mod hit_path;
 mod http_guard;
 mod invalidation;
 mod invalidation_redis;
