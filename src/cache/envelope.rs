@@ -98,6 +98,13 @@ pub(crate) fn header(bytes: &[u8]) -> Option<(&str, u64)> {
     })
 }
 
+/// The payload of an envelope of `kind` in the canonical form, undecoded: what the hit
+/// path's views read (for the fuzzed oracle).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn canonical_payload(kind: AnswerKind, bytes: &[u8]) -> Option<&[u8]> {
+    canonical_parts(kind.name(), bytes).map(|(_, payload)| payload)
+}
+
 /// The expiry and payload of an envelope exactly as [`encode_envelope`] writes it
 /// (`{"miso":"<kind>","exp":<digits>,"v":<payload>}`, compact, in that order), read without
 /// serde: this runs twice on every role check. Anything else (other writers' spacing or field

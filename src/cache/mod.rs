@@ -13,7 +13,7 @@ mod marker;
 
 pub(crate) use compact::{Cursor, list_holds};
 #[cfg(feature = "fuzzing")]
-pub(crate) use envelope::TOMBSTONE;
+pub(crate) use envelope::{TOMBSTONE, canonical_payload};
 pub(crate) use envelope::{decode_envelope, decode_named, encode_envelope};
 pub(crate) use keys::{Key, Keys};
 
