@@ -27,13 +27,8 @@ impl MisoClient {
     where
         V: View<Option<Principal>, Seen = Option<S>>,
     {
-        if token.len() > MAX_TOKEN_LEN {
-            // Refused before hashing, so a huge token costs nothing.
-            log::debug!(target: "miso_client::client", "token refused: longer than {MAX_TOKEN_LEN} bytes");
-            return Ok(None);
-        }
-        if self.is_api_key(token) {
-            return Ok(Some(Identity::ApiKey));
+        if let Some(answered) = self.answered_locally(token) {
+            return Ok(answered);
         }
         let Start { prefetched, moment } = start.unwrap_or_default();
         let (key, read) = match prefetched {
@@ -50,6 +45,17 @@ impl MisoClient {
             .cache
             .flow(ask, view, || self.fetch_validation(token))?;
         Ok(seen.map(Identity::User))
+    }
+
+    /// The answer to a validation that needs neither cache nor controller: a token too long
+    /// to be one, or the API key.
+    fn answered_locally<S>(&self, token: &str) -> Option<Option<Identity<S>>> {
+        if token.len() > MAX_TOKEN_LEN {
+            // Refused before hashing, so a huge token costs nothing.
+            log::debug!(target: "miso_client::client", "token refused: longer than {MAX_TOKEN_LEN} bytes");
+            return Some(None);
+        }
+        self.is_api_key(token).then_some(Some(Identity::ApiKey))
     }
 
     /// Asks the controller whether `token` is valid, after the local checks; the answer and

@@ -10,12 +10,14 @@ mod envelope;
 mod keys;
 mod lead;
 mod marker;
+mod view;
 
 pub(crate) use compact::{Cursor, list_holds};
 #[cfg(feature = "fuzzing")]
 pub(crate) use envelope::{TOMBSTONE, canonical_payload};
 pub(crate) use envelope::{decode_envelope, decode_named, encode_envelope};
 pub(crate) use keys::{Key, Keys};
+pub(crate) use view::{Moment, View, Whole};
 
 use crate::Endpoint;
 use crate::clock::{Clock, unix_millis};
@@ -29,7 +31,6 @@ use lead::{Fetched, How, Mode};
 use marker::Markers;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,32 +62,6 @@ pub(crate) fn validation_ttl(
     let left = exp.duration_since(now).unwrap_or(Duration::ZERO);
     let ttl = configured.min(left.saturating_sub(EXP_MARGIN));
     ttl.max(MIN_VALIDATION_TTL.min(configured)).min(left)
-}
-
-/// What a question sees of a stored answer `T`: the whole of it ([`Whole`]), or only what it
-/// asks (a role check needs only the user id of a validation answer and whether the roles
-/// hold one role). A hit decodes the view from the stored payload, a fetch converts its `T`.
-pub(crate) trait View<T> {
-    /// What the question gets.
-    type Seen;
-    /// The view of a stored payload (the canonical envelope's `v`), `None` if it is not one
-    /// of `T` (a miss).
-    fn decode(&self, payload: &[u8]) -> Option<Self::Seen>;
-    /// The view of an answer.
-    fn of(&self, value: T) -> Self::Seen;
-}
-
-/// The whole answer.
-pub(crate) struct Whole;
-
-impl<T: DeserializeOwned> View<T> for Whole {
-    type Seen = T;
-    fn decode(&self, payload: &[u8]) -> Option<T> {
-        serde_json::from_slice(payload).ok()
-    }
-    fn of(&self, value: T) -> T {
-        value
-    }
 }
 
 /// An answer the flow fetches, stores and shares between the threads that missed it.
@@ -173,13 +148,6 @@ impl<'a> Ask<'a> {
     }
 }
 
-/// The time by the client's clock that a call judges its entries at: read once for all of
-/// its hits (on a virtual machine a clock read costs as much as a map lookup), and forgotten
-/// when the call goes on to a miss, so that an entry read after a fetch is judged after it
-/// (a slow fetch never makes an entry look fresher).
-#[derive(Debug, Default)]
-pub(crate) struct Moment(Cell<Option<u64>>);
-
 /// The cache-aside flow over one storage and one clock.
 pub(crate) struct Cache {
     storage: Arc<dyn Storage>,
@@ -260,21 +228,11 @@ impl Cache {
         V: View<T>,
         F: FnOnce() -> Result<(T, Duration)>,
     {
-        let Ask {
-            kind,
-            key,
-            read,
-            moment,
-            ..
-        } = ask;
-        let refresh = matches!(read, Read::Refresh);
-        let mode = match (self.ttl(kind).is_zero(), refresh) {
-            (true, _) => Mode::Uncached,
-            (false, true) => Mode::Refresh,
-            (false, false) => Mode::Cached,
-        };
+        let (kind, key) = (ask.kind, ask.key);
+        let refresh = matches!(ask.read, Read::Refresh);
+        let mode = self.mode(kind, refresh);
         let cached = !matches!(mode, Mode::Uncached);
-        if let Some(value) = self.hit(kind, (key, read), view, cached, moment) {
+        if let Some(value) = self.hit(kind, (key, ask.read), view, cached, ask.moment) {
             return Ok(value);
         }
         let lead = || {
@@ -288,6 +246,16 @@ impl Cache {
         }
         let ticket = self.ticket(key, ask.token, ask.endpoint);
         self.shared(kind, &ticket, lead).map(|value| view.of(value))
+    }
+
+    /// How the flow treats `kind`: a kind whose TTL is zero is neither read nor written, a
+    /// refresh is not read.
+    fn mode(&self, kind: AnswerKind, refresh: bool) -> Mode {
+        match (self.ttl(kind).is_zero(), refresh) {
+            (true, _) => Mode::Uncached,
+            (false, true) => Mode::Refresh,
+            (false, false) => Mode::Cached,
+        }
     }
 
     /// What single-flight needs to know of a miss of `key` asked with `token`.
@@ -351,7 +319,7 @@ impl Cache {
             Some(_) => self.stats.hit(kind),
             None => {
                 self.stats.miss(kind);
-                moment.inspect(|m| m.0.set(None));
+                moment.inspect(|m| m.forget());
             }
         }
         log::debug!(target: "miso_client::cache", "{} {outcome}", kind.name());
@@ -360,12 +328,8 @@ impl Cache {
 
     /// The time by our clock in unix ms: `moment`'s, else read now (and kept in `moment`).
     fn now_ms(&self, moment: Option<&Moment>) -> u64 {
-        if let Some(ms) = moment.and_then(|m| m.0.get()) {
-            return ms;
-        }
-        let ms = unix_millis(self.clock.now());
-        moment.inspect(|m| m.0.set(Some(ms)));
-        ms
+        let read = || unix_millis(self.clock.now());
+        moment.map_or_else(read, |moment| moment.or_read(read))
     }
 
     /// The value of a stored entry if it decodes as `kind` and is still fresh by our clock.

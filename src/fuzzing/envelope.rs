@@ -44,20 +44,7 @@ fn compact_readers(data: &[u8], value: Option<&Value>) {
     let written = |bytes: Vec<u8>| Some(bytes).filter(|b| !b.contains(&b'\\'));
     let principal = decode_envelope::<Option<Principal>>(Kind::Validation, data);
     if let Some(payload) = principal.and_then(|(p, _)| written(serde_json::to_vec(&p).ok()?)) {
-        let uid = serde_json::from_slice::<Option<Uid>>(&payload)
-            .ok()
-            .flatten();
-        // A principal naming nobody is written without `uid`: left to serde.
-        if uid.is_some_and(|u| u.uid.is_some()) {
-            assert!(
-                compact_uid(&payload).is_some(),
-                "our own validation left to serde"
-            );
-        }
-        assert!(
-            compact_validity(&payload).is_some(),
-            "our own validation left to serde"
-        );
+        own_validation_is_read(&payload);
     }
     for kind in [Kind::Roles, Kind::Permissions] {
         let list = decode_envelope::<Vec<String>>(kind, data);
@@ -68,6 +55,24 @@ fn compact_readers(data: &[u8], value: Option<&Value>) {
             );
         }
     }
+}
+
+/// A validation payload we wrote is read without serde (one naming nobody has no `uid`, and
+/// is left to serde).
+fn own_validation_is_read(payload: &[u8]) {
+    let uid = serde_json::from_slice::<Option<Uid>>(payload)
+        .ok()
+        .flatten();
+    if uid.is_some_and(|u| u.uid.is_some()) {
+        assert!(
+            compact_uid(payload).is_some(),
+            "our own validation left to serde"
+        );
+    }
+    assert!(
+        compact_validity(payload).is_some(),
+        "our own validation left to serde"
+    );
 }
 
 /// Where a compact reader and serde both read `payload`, they agree; the list reader answers
