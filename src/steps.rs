@@ -186,9 +186,9 @@ impl MisoClient {
         Ok((list, self.cache.ttl(kind)))
     }
 
-    /// On a storage with costly round trips, a check reads both of its entries at once,
-    /// guessing the list's key from the token's claim; the guess is used only if validation
-    /// confirms it.
+    /// On a storage with costly round trips, a question about a user-scoped answer reads
+    /// both of its entries at once, guessing the answer's key from the token's claim; the
+    /// guess is used only if validation confirms it.
     fn read_batch(&self, token: &str, kind: AnswerKind) -> Option<Batch> {
         if !self.cache.prefers_batched_reads()
             || self.cache.ttl(kind).is_zero()
@@ -291,8 +291,8 @@ fn checked_locally(token: &str, now: std::time::SystemTime) -> Option<jwt::Unver
         .ok()
 }
 
-/// A check's entries read in one batch: the validation key and value, and the guessed user
-/// id with the value under its list key.
+/// A question's entries read in one batch: the validation key and value, and the guessed
+/// user id with the value under its answer's key.
 struct Batch {
     validation: (Key, Option<Vec<u8>>),
     guess: (String, Option<Vec<u8>>),
