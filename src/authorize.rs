@@ -6,7 +6,7 @@
 use crate::client::MisoClient;
 use crate::error::{Error, Result};
 use crate::kind::{AnswerKind, Fetch};
-use crate::principal::{Identity, Uid};
+use crate::principal::{Identity, Uid, UserId};
 use std::fmt;
 use std::time::Duration;
 
@@ -318,7 +318,7 @@ impl MisoClient {
         }
         if !require.needs_roles() && !require.needs_permissions() {
             // No list validates it on the way, so validate alone.
-            match self.identify::<Uid>(token, None, deadline)? {
+            match self.identify(token, None, &UserId, deadline)? {
                 None => return Ok(Decision::Unauthenticated),
                 Some(Identity::ApiKey) => {}
                 Some(Identity::User(Uid { uid })) => user_id = uid,

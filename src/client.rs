@@ -2,13 +2,13 @@
 //! they share live in `steps.rs`.
 
 use crate::Endpoint;
-use crate::cache::{Cache, Read};
+use crate::cache::{Cache, Whole};
 use crate::controller::{Controller, decode};
 use crate::error::Result;
 use crate::kind::AnswerKind;
 use crate::kind::Fetch;
 use crate::models::UserInfo;
-use crate::principal::{Identity, Principal, Uid, Valid};
+use crate::principal::{Identity, Validity};
 use crate::secret::redact_url;
 use crate::stats::{CacheStats, Stats};
 use std::fmt;
@@ -80,7 +80,7 @@ impl MisoClient {
     /// [`Error::Status`](crate::Error::Status) (5xx, 429, …), [`Error::Decode`](crate::Error::Decode), [`Error::ClientCredentials`](crate::Error::ClientCredentials).
     pub fn validate_token(&self, token: &str) -> Result<bool> {
         let deadline = self.controller.deadline();
-        Ok(self.identify::<Valid>(token, None, deadline)?.is_some())
+        Ok(self.identify(token, None, &Validity, deadline)?.is_some())
     }
 
     /// The same as [`validate_token`](Self::validate_token).
@@ -98,7 +98,7 @@ impl MisoClient {
     /// As [`validate_token`](Self::validate_token).
     pub fn get_user(&self, token: &str) -> Result<Option<UserInfo>> {
         let deadline = self.controller.deadline();
-        Ok(match self.identify::<Principal>(token, None, deadline)? {
+        Ok(match self.identify(token, None, &Whole, deadline)? {
             Some(Identity::User(principal)) => principal.user,
             _ => None,
         })
@@ -111,13 +111,13 @@ impl MisoClient {
     /// # Errors
     /// As [`validate_token`](Self::validate_token), for either call.
     pub fn get_user_info(&self, token: &str) -> Result<Option<UserInfo>> {
-        let deadline = self.controller.deadline();
-        let Some(Identity::User(Uid { uid })) = self.identify(token, None, deadline)? else {
+        let (kind, deadline) = (AnswerKind::User, self.controller.deadline());
+        let Some(Identity::User(who)) = self.validated(token, kind, Fetch::Cached, deadline)?
+        else {
             return Ok(None);
         };
-        let kind = AnswerKind::User;
         let endpoint = kind.spec().endpoint;
-        self.user_scoped(token, kind, uid, Read::Storage, deadline, || {
+        let fetched = || {
             let answer = self
                 .controller
                 .call_within(deadline, endpoint, Some(token), None)?;
@@ -131,7 +131,9 @@ impl MisoClient {
                 return Ok((None, Duration::ZERO));
             };
             Ok((Some(user), self.cache.ttl(kind)))
-        })
+        };
+        let seen = self.user_scoped(token, kind, who, &Whole, deadline, fetched)?;
+        Ok(seen.1)
     }
 
     // ---- roles ----
@@ -150,10 +152,7 @@ impl MisoClient {
     /// # Errors
     /// As [`get_roles`](Self::get_roles).
     pub fn has_role(&self, token: &str, role: &str) -> Result<bool> {
-        Ok(self
-            .list(token, AnswerKind::Roles, Fetch::Cached)?
-            .iter()
-            .any(|r| r == role))
+        self.holds(token, AnswerKind::Roles, role)
     }
 
     /// Whether the user has at least one of `roles` (`false` for an empty slice).
@@ -202,10 +201,7 @@ impl MisoClient {
     /// # Errors
     /// As [`get_roles`](Self::get_roles).
     pub fn has_permission(&self, token: &str, permission: &str) -> Result<bool> {
-        Ok(self
-            .list(token, AnswerKind::Permissions, Fetch::Cached)?
-            .iter()
-            .any(|p| p == permission))
+        self.holds(token, AnswerKind::Permissions, permission)
     }
 
     /// Whether the user has at least one of `permissions` (`false` for an empty slice).
@@ -252,7 +248,7 @@ impl MisoClient {
     /// [`Error::Storage`](crate::Error::Storage) when the storage could not delete.
     pub fn clear_token_cache(&self, token: &str) -> Result<()> {
         self.cache
-            .invalidate(&[self.cache.keys().validation(token)])
+            .invalidate(&[self.cache.keys().validation(token).into()])
     }
 
     /// Removes the token's validation entry and the user's user info, roles and permissions.
@@ -265,7 +261,7 @@ impl MisoClient {
     /// [`Error::Storage`](crate::Error::Storage) when the storage could not delete (every key is still tried).
     pub fn clear_user_cache(&self, token: &str) -> Result<()> {
         let mut keys = self.user_keys(token, AnswerKind::user_scoped());
-        keys.push(self.cache.keys().validation(token));
+        keys.push(self.cache.keys().validation(token).into());
         let cleared = self.cache.invalidate(&keys);
         // The link goes last: it is how the keys above were found.
         let unlinked = self.cache.delete_all(&[self.cache.keys().link(token)]);

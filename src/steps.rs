@@ -3,38 +3,35 @@
 //! id). The views below let a hit decode only what its question needs.
 
 use crate::Endpoint;
-use crate::cache::{Answer, Ask, Read, View, validation_ttl};
+use crate::cache::{Answer, Ask, Key, Moment, Read, View, Whole, list_holds, validation_ttl};
 use crate::client::MisoClient;
 use crate::controller::{Deadline, decode};
 use crate::error::{Error, Result};
 use crate::jwt::{self, MAX_TOKEN_LEN};
 use crate::kind::{AnswerKind, Fetch};
-use crate::principal::{Identity, Principal, Uid};
+use crate::principal::{Identity, Principal, Uid, UserId};
 use crate::secret::constant_time_eq;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 impl MisoClient {
-    /// Validates `token` through the flow by `deadline`: `None` if it is not valid.
-    /// `prefetched` is the validation key and its value when the caller already read them in
-    /// a batch.
-    pub(crate) fn identify<V>(
+    /// Validates `token` through the flow by `deadline`, seen through `view`: `None` if it is
+    /// not valid. `start` is what a call that reads more entries brings (`None` for a call
+    /// that reads only this one).
+    pub(crate) fn identify<V, S>(
         &self,
         token: &str,
-        prefetched: Option<(String, Option<Vec<u8>>)>,
+        start: Option<Start<'_>>,
+        view: &V,
         deadline: Deadline,
-    ) -> Result<Option<Identity<V>>>
+    ) -> Result<Option<Identity<S>>>
     where
-        Option<V>: View<Option<Principal>>,
+        V: View<Option<Principal>, Seen = Option<S>>,
     {
-        if token.len() > MAX_TOKEN_LEN {
-            // Refused before hashing, so a huge token costs nothing.
-            log::debug!(target: "miso_client::client", "token refused: longer than {MAX_TOKEN_LEN} bytes");
-            return Ok(None);
+        if let Some(answered) = self.answered_locally(token) {
+            return Ok(answered);
         }
-        if self.is_api_key(token) {
-            return Ok(Some(Identity::ApiKey));
-        }
+        let Start { prefetched, moment } = start.unwrap_or_default();
         let (key, read) = match prefetched {
             Some((key, raw)) => (key, Read::Prefetched(raw)),
             None => (self.cache.keys().validation(token), Read::Storage),
@@ -43,10 +40,23 @@ impl MisoClient {
         let needs_controller =
             || jwt::decode_unverified(token).is_ok_and(|c| !c.is_expired_at(self.cache.now()));
         let ask = Ask::new(AnswerKind::Validation, &key, read, token, deadline)
-            .checked_by(&needs_controller);
-        let fetch = || self.fetch_validation(token, deadline);
-        let seen: Option<V> = self.cache.flow(ask, fetch)?;
+            .checked_by(&needs_controller)
+            .judged_at(moment);
+        let seen = self
+            .cache
+            .flow(ask, view, || self.fetch_validation(token, deadline))?;
         Ok(seen.map(Identity::User))
+    }
+
+    /// The answer to a validation that needs neither cache nor controller: a token too long
+    /// to be one, or the API key.
+    fn answered_locally<S>(&self, token: &str) -> Option<Option<Identity<S>>> {
+        if token.len() > MAX_TOKEN_LEN {
+            // Refused before hashing, so a huge token costs nothing.
+            log::debug!(target: "miso_client::client", "token refused: longer than {MAX_TOKEN_LEN} bytes");
+            return Some(None);
+        }
+        self.is_api_key(token).then_some(Some(Identity::ApiKey))
     }
 
     /// Asks the controller whether `token` is valid, after the local checks; the answer and
@@ -88,6 +98,14 @@ impl MisoClient {
             .map(|(_, list)| list)
     }
 
+    /// Whether the list of `kind` holds `wanted` (`has_role`, `has_permission`): a hit reads
+    /// the stored list without building it.
+    pub(crate) fn holds(&self, token: &str, kind: AnswerKind, wanted: &str) -> Result<bool> {
+        let deadline = self.controller.deadline();
+        self.list_seen(token, kind, Fetch::Cached, &Has(wanted), deadline)
+            .map(|(_, held)| held)
+    }
+
     /// [`list`](Self::list) with the validated user id it is keyed by (`None` for the API key
     /// or an answer naming nobody), so `authorize` learns who it is at no extra cost.
     pub(crate) fn validated_list(
@@ -97,26 +115,63 @@ impl MisoClient {
         fetch: Fetch,
         deadline: Deadline,
     ) -> Result<(Option<String>, Vec<String>)> {
+        self.list_seen(token, kind, fetch, &Whole, deadline)
+    }
+
+    /// The list of `kind` seen through `view`, with the validated user id it is keyed by.
+    fn list_seen<V: View<Vec<String>>>(
+        &self,
+        token: &str,
+        kind: AnswerKind,
+        fetch: Fetch,
+        view: &V,
+        deadline: Deadline,
+    ) -> Result<(Option<String>, V::Seen)> {
+        let who = match self.validated(token, kind, fetch, deadline)? {
+            None => {
+                return Err(Error::Unauthenticated {
+                    endpoint: Endpoint::Validate,
+                });
+            }
+            Some(Identity::ApiKey) => return Ok((None, view.of(Vec::new()))),
+            Some(Identity::User(scoped)) => scoped,
+        };
+        let fetched = || self.fetch_list(token, kind, fetch.of_list(kind), deadline);
+        self.user_scoped(token, kind, who, view, deadline, fetched)
+    }
+
+    /// Validates `token` for a question about its user's answer of `kind`: who it is, and
+    /// how to read that answer. Where the storage prefers batched reads, both entries are
+    /// read in one round trip (`ARCHITECTURE.md`, "The cache-aside flow").
+    pub(crate) fn validated(
+        &self,
+        token: &str,
+        kind: AnswerKind,
+        fetch: Fetch,
+        deadline: Deadline,
+    ) -> Result<Option<Identity<Scoped>>> {
         let batch = (fetch == Fetch::Cached)
             .then(|| self.read_batch(token, kind))
             .flatten();
-        let prefetched = batch.as_ref().map(|b| b.validation.clone());
-        let endpoint = Endpoint::Validate;
-        let uid = match self.identify(token, prefetched, deadline)? {
-            None => return Err(Error::Unauthenticated { endpoint }),
-            Some(Identity::ApiKey) => return Ok((None, Vec::new())),
+        let (prefetched, guess) =
+            batch.map_or((None, None), |b| (Some(b.validation), Some(b.guess)));
+        // Both entries are judged fresh at one moment: one clock read.
+        let moment = Moment::default();
+        let start = Start {
+            prefetched,
+            moment: Some(&moment),
+        };
+        let uid = match self.identify(token, Some(start), &UserId, deadline)? {
+            None => return Ok(None),
+            Some(Identity::ApiKey) => return Ok(Some(Identity::ApiKey)),
             Some(Identity::User(Uid { uid })) => uid,
         };
-        let read = match batch {
+        let read = match guess {
             _ if fetch == Fetch::Refresh => Read::Refresh,
-            Some(batch) if uid.as_deref() == Some(&batch.guess.0) => {
-                Read::Prefetched(batch.guess.1)
-            }
+            Some((guessed, raw)) if uid.as_deref() == Some(&guessed) => Read::Prefetched(raw),
             _ => Read::Storage,
         };
-        let fetched = || self.fetch_list(token, kind, fetch.of_list(kind), deadline);
-        self.user_scoped(token, kind, uid.clone(), read, deadline, fetched)
-            .map(|list| (uid, list))
+        Ok(Some(Identity::User(Scoped { uid, read, moment })))
     }
 
     /// Asks `endpoint` for the list of `kind` in `field` by `deadline`; the list and how long
@@ -139,9 +194,9 @@ impl MisoClient {
         Ok((list, self.cache.ttl(kind)))
     }
 
-    /// On a storage with costly round trips, a check reads both of its entries at once,
-    /// guessing the list's key from the token's claim; the guess is used only if validation
-    /// confirms it.
+    /// On a storage with costly round trips, a question about a user-scoped answer reads
+    /// both of its entries at once, guessing the answer's key from the token's claim; the
+    /// guess is used only if validation confirms it.
     fn read_batch(&self, token: &str, kind: AnswerKind) -> Option<Batch> {
         if !self.cache.prefers_batched_reads()
             || self.cache.ttl(kind).is_zero()
@@ -160,26 +215,28 @@ impl MisoClient {
         })
     }
 
-    /// An answer of a user-scoped `kind` for the validated `uid`, asked with `token` by
-    /// `deadline`: through the flow when there is an id to key it by, else fetched and not
-    /// cached (nothing to key it by).
-    pub(crate) fn user_scoped<T: Answer>(
+    /// An answer of a user-scoped `kind` for the validated user `who`, asked with `token` by
+    /// `deadline`, seen through `view`, with the id it is keyed by: through the flow when
+    /// there is an id to key it by, else fetched and not cached (nothing to key it by).
+    pub(crate) fn user_scoped<T: Answer, V: View<T>>(
         &self,
         token: &str,
         kind: AnswerKind,
-        uid: Option<String>,
-        read: Read,
+        who: Scoped,
+        view: &V,
         deadline: Deadline,
         fetch: impl FnOnce() -> Result<(T, Duration)>,
-    ) -> Result<T> {
-        match uid {
-            Some(uid) => {
-                let key = self.cache.keys().user_scoped(kind, &uid);
-                let ask = Ask::new(kind, &key, read, token, deadline);
-                self.cache.flow(ask, fetch)
+    ) -> Result<(Option<String>, V::Seen)> {
+        let Scoped { uid, read, moment } = who;
+        let seen = match &uid {
+            Some(id) => {
+                let key = self.cache.keys().user_scoped(kind, id);
+                let ask = Ask::new(kind, &key, read, token, deadline).judged_at(Some(&moment));
+                self.cache.flow(ask, view, fetch)?
             }
-            None => fetch().map(|(value, _)| value),
-        }
+            None => view.of(fetch()?.0),
+        };
+        Ok((uid, seen))
     }
 
     /// The controller said `token` is not valid while answering another question: its
@@ -187,7 +244,7 @@ impl MisoClient {
     /// (`ARCHITECTURE.md`, "Stale-if-error"). Storage trouble here is only logged.
     pub(crate) fn void_validation(&self, token: &str) {
         let key = self.cache.keys().validation(token);
-        if let Err(error) = self.cache.invalidate(&[key]) {
+        if let Err(error) = self.cache.invalidate(&[key.into()]) {
             log::debug!(target: "miso_client::cache", "a rejected token's validation stays: {error}");
         }
     }
@@ -218,7 +275,11 @@ impl MisoClient {
         ids.dedup();
         let keys = self.cache.keys();
         ids.iter()
-            .flat_map(|uid| kinds.clone().map(move |kind| keys.user_scoped(kind, uid)))
+            .flat_map(|uid| {
+                kinds
+                    .clone()
+                    .map(move |kind| keys.user_scoped(kind, uid).into())
+            })
             .collect()
     }
 }
@@ -237,9 +298,42 @@ fn checked_locally(token: &str, now: std::time::SystemTime) -> Option<jwt::Unver
         .ok()
 }
 
-/// A check's entries read in one batch: the validation key and value, and the guessed user
-/// id with the value under its list key.
+/// A question's entries read in one batch: the validation key and value, and the guessed
+/// user id with the value under its answer's key.
 struct Batch {
-    validation: (String, Option<Vec<u8>>),
+    validation: (Key, Option<Vec<u8>>),
     guess: (String, Option<Vec<u8>>),
+}
+
+/// What a call that reads more entries than the validation brings to it: the validation
+/// key and value read in a batch, and the moment the call judges its entries at.
+#[derive(Default)]
+pub(crate) struct Start<'m> {
+    prefetched: Option<(Key, Option<Vec<u8>>)>,
+    moment: Option<&'m Moment>,
+}
+
+/// A validated token's user, for a question about one of its answers: the id the answer is
+/// keyed by (`None`: the answer named nobody), how to read it, and when it is judged.
+pub(crate) struct Scoped {
+    uid: Option<String>,
+    read: Read,
+    moment: Moment,
+}
+
+/// The view of a list that reads only whether it holds one string: a hit then builds no
+/// list.
+struct Has<'a>(&'a str);
+
+impl View<Vec<String>> for Has<'_> {
+    type Seen = bool;
+    fn decode(&self, payload: &[u8]) -> Option<bool> {
+        list_holds(payload, self.0).or_else(|| {
+            let list = serde_json::from_slice::<Vec<String>>(payload).ok()?;
+            Some(self.of(list))
+        })
+    }
+    fn of(&self, list: Vec<String>) -> bool {
+        list.iter().any(|held| held == self.0)
+    }
 }

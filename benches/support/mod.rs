@@ -47,6 +47,27 @@ pub fn fake_with_users(users: usize) -> (FakeController, Vec<String>) {
     (fake, tokens)
 }
 
+/// A fake controller with one user holding role "reader", and that user's token padded to
+/// about `bytes` bytes (within a few): short tokens make the fixed costs of a hit show.
+pub fn fake_with_token_of(bytes: usize) -> (FakeController, String) {
+    let fake = FakeController::start();
+    let user = "user-0";
+    fake.set_roles(user, &["reader", "writer", "auditor"]);
+    fake.set_permissions(user, &["documents:read", "documents:write"]);
+    let claims = |pad: usize| {
+        serde_json::json!({
+            "sub": user,
+            "iat": 1_767_225_600u64,
+            "exp": 4_102_444_800u64,
+            "pad": "p".repeat(pad),
+        })
+    };
+    // Unpadded length first; then each 3 bytes of claims add 4 base64 characters.
+    let bare = fake.mint_token_with_claims(claims(0)).len();
+    let token = fake.mint_token_with_claims(claims(bytes.saturating_sub(bare) * 3 / 4));
+    (fake, token)
+}
+
 pub fn client_for(fake: &FakeController) -> miso_client::MisoClientBuilder {
     MisoClient::builder()
         .controller_url(fake.url())

@@ -273,6 +273,30 @@ def envelope_seeds() -> None:
     write(t, "null.json", "null")
     write(t, "ignored_invalid_utf8.json", b'{"miso":"roles","exp":1,"v":["a"],"x":"\x90"}')
     write(t, "ignored_deep.json", '{"miso":"roles","exp":1,"v":["a"],"x":' + "[" * 200 + "]" * 200 + "}")
+    compact_seeds(t, user, exp)
+
+
+def compact_seeds(t: str, user: dict, exp: int) -> None:
+    """Envelopes spelled as the crate writes them (compact, in order): the hit path reads
+    their payload without serde, and must read it as serde would."""
+    def compact(body) -> str:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+    def validation(payload: str) -> str:
+        return '{"miso":"token_validation","exp":%d,"v":%s}' % (exp, payload)
+
+    principal = {"uid": "u1", "user": user}
+    write(t, "compact_validation.json", compact({"miso": "token_validation", "exp": exp, "v": principal}))
+    write(t, "compact_roles.json", compact({"miso": "roles", "exp": exp, "v": ["admin", "viewer"]}))
+    write(t, "compact_validation_non_ascii.json", validation(compact({"uid": "élève", "user": {"id": "élève", "n": -0, "x": [True, False, None, {}]}})))
+    write(t, "compact_validation_repeated_uid.json", validation('{"uid":"a","uid":"b"}'))
+    write(t, "compact_validation_escaped_uid.json", validation('{"uid":"a\\"b","user":null}'))
+    write(t, "compact_validation_uid_null.json", validation('{"uid":null}'))
+    write(t, "compact_validation_fraction.json", validation('{"uid":"u","user":{"id":"u","n":1.5}}'))
+    write(t, "compact_validation_deep.json", validation('{"uid":"u","user":' + "[" * 40 + "]" * 40 + "}"))
+    write(t, "compact_validation_trailing_comma.json", validation('{"uid":"u",}'))
+    write(t, "compact_roles_with_number.json", '{"miso":"roles","exp":%d,"v":["admin",1]}' % exp)
+    write(t, "compact_roles_invalid_utf8.json", b'{"miso":"roles","exp":1,"v":["admin","\xc3("]}')
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! The stored form of every entry (`ARCHITECTURE.md`, "Envelope").
 
+use super::View;
 use crate::kind::AnswerKind;
 use crate::models::Object;
 use serde::de::{DeserializeOwned, IgnoredAny};
@@ -65,21 +66,21 @@ pub(crate) fn decode_named<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Opt
     (envelope.miso == name).then_some((envelope.v, envelope.exp))
 }
 
-/// The payload of an envelope of `kind` that is still fresh at `now_ms`. The canonical form's
+/// The `view` of the payload of an envelope of `kind` that is still fresh at `now_ms`. The canonical form's
 /// expiry is read before its payload, so an expired entry kept for stale-if-error costs no
 /// decode on the hit path.
-pub(crate) fn decode_fresh<T: DeserializeOwned>(
+pub(crate) fn decode_fresh<T: DeserializeOwned, V: View<T>>(
     kind: AnswerKind,
     bytes: &[u8],
     now_ms: u64,
-) -> Option<T> {
+    view: &V,
+) -> Option<V::Seen> {
     if let Some((exp, payload)) = canonical_parts(kind.name(), bytes) {
-        return (exp > now_ms)
-            .then(|| serde_json::from_slice(payload).ok())
-            .flatten();
+        return (exp > now_ms).then(|| view.decode(payload)).flatten();
     }
-    let (value, exp) = decode_envelope(kind, bytes)?;
-    (exp > now_ms).then_some(value)
+    // Other spellings are rare (another writer): the whole answer, then its view.
+    let (value, exp) = decode_envelope::<T>(kind, bytes)?;
+    (exp > now_ms).then(|| view.of(value))
 }
 
 /// The name and expiry of any envelope, its payload left undecoded.
@@ -97,6 +98,13 @@ pub(crate) fn header(bytes: &[u8]) -> Option<(&str, u64)> {
     })
 }
 
+/// The payload of an envelope of `kind` in the canonical form, undecoded: what the hit
+/// path's views read (for the fuzzed oracle).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn canonical_payload(kind: AnswerKind, bytes: &[u8]) -> Option<&[u8]> {
+    canonical_parts(kind.name(), bytes).map(|(_, payload)| payload)
+}
+
 /// The expiry and payload of an envelope exactly as [`encode_envelope`] writes it
 /// (`{"miso":"<kind>","exp":<digits>,"v":<payload>}`, compact, in that order), read without
 /// serde: this runs twice on every role check. Anything else (other writers' spacing or field
@@ -107,16 +115,48 @@ fn canonical_parts<'b>(name: &str, bytes: &'b [u8]) -> Option<(u64, &'b [u8])> {
     let rest = rest.strip_prefix(name.as_bytes())?;
     let rest = rest.strip_prefix(br#"","exp":"#)?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    let exp = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let exp = digits_value(&rest[..digits])?;
     let payload = rest[digits..]
         .strip_prefix(br#","v":"#)?
         .strip_suffix(b"}")?;
     Some((exp, payload))
 }
 
+/// The value of ASCII `digits`, `None` if there are none or it overflows a `u64`.
+fn digits_value(digits: &[u8]) -> Option<u64> {
+    match digits.len() {
+        0 => None,
+        // Nineteen digits never overflow: no checks. Eight at a time, since every hit reads
+        // two expiries of 13 digits.
+        1..=19 => {
+            let (head, tail) = digits.split_at(digits.len() % 8);
+            let head = head.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'));
+            Some(
+                tail.chunks_exact(8)
+                    .fold(head, |n, eight| n * 100_000_000 + eight_digits(eight)),
+            )
+        }
+        _ => digits.iter().try_fold(0u64, |n, d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        }),
+    }
+}
+
+/// The value of eight ASCII digits, by multiplying pairs, then quads, then the halves in
+/// place (Lemire's method, as in simdjson).
+fn eight_digits(digits: &[u8]) -> u64 {
+    let mut word = [0; 8];
+    word.copy_from_slice(digits);
+    let v = u64::from_le_bytes(word) & 0x0f0f_0f0f_0f0f_0f0f;
+    let v = v.wrapping_mul(2561) >> 8;
+    let v = (v & 0x00ff_00ff_00ff_00ff).wrapping_mul(6_553_601) >> 16;
+    (v & 0x0000_ffff_0000_ffff).wrapping_mul(42_949_672_960_001) >> 32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::Whole;
 
     #[test]
     fn envelope_round_trips_and_rejects_other_kinds() {
@@ -144,12 +184,38 @@ mod tests {
     #[test]
     fn fresh_entries_decode_and_expired_ones_do_not() {
         let bytes = encode_envelope(AnswerKind::Roles, 42, &["a"]);
-        let fresh = |now| decode_fresh::<Vec<String>>(AnswerKind::Roles, &bytes, now);
+        let fresh = |now| decode_fresh::<Vec<String>, _>(AnswerKind::Roles, &bytes, now, &Whole);
         assert_eq!(fresh(41), Some(vec!["a".to_owned()]));
         assert_eq!(fresh(42), None);
         let spaced = br#"{ "exp": 42, "miso": "roles", "v": ["a"] }"#;
-        assert!(decode_fresh::<Vec<String>>(AnswerKind::Roles, spaced, 41).is_some());
-        assert!(decode_fresh::<Vec<String>>(AnswerKind::Roles, spaced, 42).is_none());
+        let fresh = |now| decode_fresh::<Vec<String>, _>(AnswerKind::Roles, spaced, now, &Whole);
+        assert!(fresh(41).is_some());
+        assert!(fresh(42).is_none());
+    }
+
+    #[test]
+    fn expiries_are_read_up_to_the_largest_u64() {
+        assert_eq!(digits_value(b""), None);
+        assert_eq!(digits_value(b"0"), Some(0));
+        assert_eq!(digits_value(b"007"), Some(7));
+        assert_eq!(
+            digits_value(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(digits_value(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(digits_value(b"18446744073709551616"), None);
+        assert_eq!(digits_value(b"000000000000000000001"), Some(1));
+        let mut n: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..10_000 {
+            n ^= n << 13;
+            n ^= n >> 7;
+            n ^= n << 17;
+            let value = n % 10u64.pow(1 + (n % 19) as u32);
+            let text = value.to_string();
+            assert_eq!(digits_value(text.as_bytes()), Some(value), "{text}");
+            let padded = format!("{value:0>19}");
+            assert_eq!(digits_value(padded.as_bytes()), Some(value), "{padded}");
+        }
     }
 
     #[test]

@@ -5,16 +5,19 @@
 //! for it) → store with TTL → return. Validation, user info, roles and permissions are four
 //! uses of [`Cache::flow`], not four copies.
 
+mod compact;
 mod envelope;
 mod keys;
 mod lead;
 mod marker;
+mod view;
 
+pub(crate) use compact::{Cursor, list_holds};
 #[cfg(feature = "fuzzing")]
-#[cfg(feature = "fuzzing")]
-pub(crate) use envelope::TOMBSTONE;
+pub(crate) use envelope::{TOMBSTONE, canonical_payload};
 pub(crate) use envelope::{decode_envelope, decode_named, encode_envelope};
-pub(crate) use keys::Keys;
+pub(crate) use keys::{Key, Keys};
+pub(crate) use view::{Moment, View, Whole};
 
 use crate::Endpoint;
 use crate::clock::{Clock, unix_millis};
@@ -60,18 +63,6 @@ pub(crate) fn validation_ttl(
     let left = exp.duration_since(now).unwrap_or(Duration::ZERO);
     let ttl = configured.min(left.saturating_sub(EXP_MARGIN));
     ttl.max(MIN_VALIDATION_TTL.min(configured)).min(left)
-}
-
-/// What a hit decodes: the whole stored answer `T`, or a cheaper view of it (a role check
-/// needs only the user id of a validation answer). A fetched `T` converts into the view.
-pub(crate) trait View<T>: DeserializeOwned {
-    fn of(value: T) -> Self;
-}
-
-impl<T: DeserializeOwned> View<T> for T {
-    fn of(value: T) -> T {
-        value
-    }
 }
 
 /// An answer the flow fetches, stores and shares between the threads that missed it.
@@ -120,6 +111,8 @@ pub(crate) struct Ask<'a> {
     deadline: Deadline,
     /// Whether the answer needs the controller at all (see [`Ask::checked_by`]).
     needs_controller: Option<&'a dyn Fn() -> bool>,
+    /// The moment the call judges its entries at (see [`Ask::judged_at`]).
+    moment: Option<&'a Moment>,
 }
 
 impl<'a> Ask<'a> {
@@ -140,6 +133,7 @@ impl<'a> Ask<'a> {
             token,
             deadline,
             needs_controller: None,
+            moment: None,
         }
     }
 
@@ -151,6 +145,12 @@ impl<'a> Ask<'a> {
             needs_controller: Some(needs_controller),
             ..self
         }
+    }
+
+    /// The same question, in a call that reads several entries: a hit judges the entry's
+    /// freshness at `moment` (if any), read from the clock by the call's first hit.
+    pub(crate) fn judged_at(self, moment: Option<&'a Moment>) -> Self {
+        Self { moment, ..self }
     }
 }
 
@@ -227,22 +227,17 @@ impl Cache {
     /// the view `V`; a fetch (shared with concurrent misses in this process, unless its
     /// answer is personal to the token that asked, and with other processes through a
     /// lease) yields `T`. A kind whose TTL is zero is neither read nor written.
-    pub(crate) fn flow<T, V, F>(&self, ask: Ask<'_>, fetch: F) -> Result<V>
+    pub(crate) fn flow<T, V, F>(&self, ask: Ask<'_>, view: &V, fetch: F) -> Result<V::Seen>
     where
         T: Answer,
         V: View<T>,
         F: FnOnce() -> Result<(T, Duration)>,
     {
-        let Ask {
-            kind, key, read, ..
-        } = ask;
-        let refresh = matches!(read, Read::Refresh);
-        let mode = match (self.ttl(kind).is_zero(), refresh) {
-            (true, _) => Mode::Uncached,
-            (false, true) => Mode::Refresh,
-            (false, false) => Mode::Cached,
-        };
-        if let Some(value) = self.hit::<V>(kind, key, read, !matches!(mode, Mode::Uncached)) {
+        let (kind, key) = (ask.kind, ask.key);
+        let refresh = matches!(ask.read, Read::Refresh);
+        let mode = self.mode(kind, refresh);
+        let cached = !matches!(mode, Mode::Uncached);
+        if let Some(value) = self.hit(kind, (key, ask.read), view, cached, ask.moment) {
             return Ok(value);
         }
         let lead = || {
@@ -252,10 +247,20 @@ impl Cache {
         };
         if refresh {
             // A refresh must reach the refresh endpoint: it never joins a plain fetch.
-            return lead().map(|fetched| V::of(fetched.value));
+            return lead().map(|fetched| view.of(fetched.value));
         }
         let ticket = self.ticket(key, ask.token, ask.endpoint, ask.deadline);
-        self.shared(kind, &ticket, lead).map(V::of)
+        self.shared(kind, &ticket, lead).map(|value| view.of(value))
+    }
+
+    /// How the flow treats `kind`: a kind whose TTL is zero is neither read nor written, a
+    /// refresh is not read.
+    fn mode(&self, kind: AnswerKind, refresh: bool) -> Mode {
+        match (self.ttl(kind).is_zero(), refresh) {
+            (true, _) => Mode::Uncached,
+            (false, true) => Mode::Refresh,
+            (false, false) => Mode::Cached,
+        }
     }
 
     /// What single-flight needs to know of a miss of `key` asked with `token` by `deadline`.
@@ -300,41 +305,73 @@ impl Cache {
         result.map(|fetched| fetched.value)
     }
 
-    /// The first step of the flow: a fresh stored value, counted as a hit, or a counted miss.
-    fn hit<V: DeserializeOwned>(
+    /// The first step of the flow: a fresh stored value (its freshness judged at `moment`),
+    /// counted as a hit, or a counted miss, after which `moment` is forgotten.
+    fn hit<T: DeserializeOwned, V: View<T>>(
         &self,
         kind: AnswerKind,
-        key: &str,
-        read: Read,
+        (key, read): (&str, Read),
+        view: &V,
         cached: bool,
-    ) -> Option<V> {
+        moment: Option<&Moment>,
+    ) -> Option<V::Seen> {
+        let now_ms = || self.now_ms(moment);
         let hit = match read {
             _ if !cached => None,
-            Read::Storage => self.read_fresh::<V>(kind, key),
-            Read::Prefetched(raw) => raw.and_then(|raw| self.fresh::<V>(kind, &raw)),
+            Read::Storage => self.read_fresh(kind, key, view, now_ms),
+            Read::Prefetched(raw) => {
+                raw.and_then(|raw| self.seen_fresh(kind, &raw, view, now_ms()))
+            }
             Read::Refresh => None,
         };
         let outcome = if hit.is_some() { "hit" } else { "miss" };
         match hit {
             Some(_) => self.stats.hit(kind),
-            None => self.stats.miss(kind),
+            None => {
+                self.stats.miss(kind);
+                moment.inspect(|m| m.forget());
+            }
         }
         log::debug!(target: "miso_client::cache", "{} {outcome}", kind.name());
         hit
     }
 
-    /// The value of a stored entry if it decodes as `kind` and is still fresh by our clock.
-    fn fresh<T: DeserializeOwned>(&self, kind: AnswerKind, raw: &[u8]) -> Option<T> {
-        decode_fresh(kind, raw, unix_millis(self.clock.now()))
+    /// The time by our clock in unix ms: `moment`'s, else read now (and kept in `moment`).
+    fn now_ms(&self, moment: Option<&Moment>) -> u64 {
+        let read = || unix_millis(self.clock.now());
+        moment.map_or_else(read, |moment| moment.or_read(read))
     }
 
-    /// Reads `key` and decodes it if fresh, from the storage's own buffer where it lends one;
-    /// a storage error is a miss (`ARCHITECTURE.md`, "Rules").
-    fn read_fresh<V: DeserializeOwned>(&self, kind: AnswerKind, key: &str) -> Option<V> {
+    /// The value of a stored entry if it decodes as `kind` and is still fresh by our clock.
+    fn fresh<T: DeserializeOwned>(&self, kind: AnswerKind, raw: &[u8]) -> Option<T> {
+        self.seen_fresh(kind, raw, &Whole, self.now_ms(None))
+    }
+
+    /// The `view` of a stored entry if it decodes as `kind` and is still fresh at `now_ms`.
+    fn seen_fresh<T: DeserializeOwned, V: View<T>>(
+        &self,
+        kind: AnswerKind,
+        raw: &[u8],
+        view: &V,
+        now_ms: u64,
+    ) -> Option<V::Seen> {
+        decode_fresh(kind, raw, now_ms, view)
+    }
+
+    /// Reads `key` and decodes its `view` if fresh at `now_ms()` (asked only when there is
+    /// an entry), from the storage's own buffer where it lends one; a storage error is a
+    /// miss (`ARCHITECTURE.md`, "Rules").
+    fn read_fresh<T: DeserializeOwned, V: View<T>>(
+        &self,
+        kind: AnswerKind,
+        key: &str,
+        view: &V,
+        now_ms: impl Fn() -> u64,
+    ) -> Option<V::Seen> {
         let mut value = None;
-        let result = self
-            .storage
-            .get_with(key, &mut |raw| value = self.fresh::<V>(kind, raw));
+        let result = self.storage.get_with(key, &mut |raw| {
+            value = self.seen_fresh(kind, raw, view, now_ms())
+        });
         self.observe(kind, "read", result);
         value
     }
@@ -431,7 +468,11 @@ impl Cache {
     ) -> Option<V> {
         match result {
             Ok(value) => {
-                if self.storage_failing.swap(false, Ordering::Relaxed) {
+                // A load first: a swap on every hit would be a locked write shared by every
+                // thread.
+                if self.storage_failing.load(Ordering::Relaxed)
+                    && self.storage_failing.swap(false, Ordering::Relaxed)
+                {
                     log::info!(target: "miso_client::storage", "storage answers again");
                 }
                 Some(value)

@@ -1,9 +1,11 @@
 //! The `cache_envelope` target: cache envelopes as read back from storage.
 
-use crate::cache::{TOMBSTONE, decode_envelope, decode_named, encode_envelope};
+use crate::cache::{
+    TOMBSTONE, canonical_payload, decode_envelope, decode_named, encode_envelope, list_holds,
+};
 use crate::kind::AnswerKind as Kind;
 use crate::models::UserInfo;
-use crate::principal::Principal;
+use crate::principal::{Principal, Uid, Valid, compact_uid, compact_validity};
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
@@ -24,6 +26,78 @@ pub fn envelope(data: &[u8]) {
     assert!(kinds <= 1, "one stored value decodes as {kinds} kinds");
     if decode_named::<IgnoredAny>(TOMBSTONE, data).is_some() {
         assert_eq!(kinds, 0, "an invalidation marker decodes as an answer");
+    }
+    compact_readers(data, value.as_ref());
+}
+
+/// The hit path's compact readers agree with serde, on the bytes as a payload and on an
+/// envelope's payload (as stored, and spelled compactly); and they answer for every payload
+/// we write without an escape.
+fn compact_readers(data: &[u8], value: Option<&Value>) {
+    compact_agrees(data);
+    for kind in Kind::ALL {
+        canonical_payload(kind, data).map(compact_agrees);
+    }
+    if let Some(payload) = value.and_then(|v| v.get("v")) {
+        compact_agrees(&serde_json::to_vec(payload).unwrap_or_default());
+    }
+    let written = |bytes: Vec<u8>| Some(bytes).filter(|b| !b.contains(&b'\\'));
+    let principal = decode_envelope::<Option<Principal>>(Kind::Validation, data);
+    if let Some(payload) = principal.and_then(|(p, _)| written(serde_json::to_vec(&p).ok()?)) {
+        own_validation_is_read(&payload);
+    }
+    for kind in [Kind::Roles, Kind::Permissions] {
+        let list = decode_envelope::<Vec<String>>(kind, data);
+        if let Some(payload) = list.and_then(|(l, _)| written(serde_json::to_vec(&l).ok()?)) {
+            assert!(
+                list_holds(&payload, "admin").is_some(),
+                "our own list left to serde"
+            );
+        }
+    }
+}
+
+/// A validation payload we wrote is read without serde (one naming nobody has no `uid`, and
+/// is left to serde).
+fn own_validation_is_read(payload: &[u8]) {
+    let uid = serde_json::from_slice::<Option<Uid>>(payload)
+        .ok()
+        .flatten();
+    if uid.is_some_and(|u| u.uid.is_some()) {
+        assert!(
+            compact_uid(payload).is_some(),
+            "our own validation left to serde"
+        );
+    }
+    assert!(
+        compact_validity(payload).is_some(),
+        "our own validation left to serde"
+    );
+}
+
+/// Where a compact reader and serde both read `payload`, they agree; the list reader answers
+/// only for lists serde reads. The validation readers leave the profile after the user id
+/// unread, so they may answer where serde refuses (see `principal::compact_uid`).
+fn compact_agrees(payload: &[u8]) {
+    let uid = serde_json::from_slice::<Option<Uid>>(payload).ok();
+    if let (Some(fast), Some(slow)) = (compact_uid(payload), uid) {
+        assert_eq!(fast.map(|u| u.uid), slow.map(|u| u.uid), "user ids differ");
+    }
+    let valid = serde_json::from_slice::<Option<Valid>>(payload).ok();
+    if let (Some(fast), Some(slow)) = (compact_validity(payload), valid) {
+        assert_eq!(fast.is_some(), slow.is_some(), "validity differs");
+    }
+    let list = serde_json::from_slice::<Vec<String>>(payload).ok();
+    let first = list
+        .as_ref()
+        .and_then(|l| l.first().cloned())
+        .unwrap_or_default();
+    for wanted in [first.as_str(), "admin", ""] {
+        if let Some(held) = list_holds(payload, wanted) {
+            let list = list.as_ref();
+            let list = list.expect("serde refuses a list the compact reader read");
+            assert_eq!(held, list.iter().any(|s| s == wanted), "membership differs");
+        }
     }
 }
 

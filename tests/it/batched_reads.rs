@@ -112,3 +112,82 @@ fn the_guessed_key_is_used_only_when_validation_confirms_it() {
     );
     assert!(storage.inner.get(&s.key("roles:alice")).unwrap().is_some());
 }
+
+#[test]
+fn a_user_info_hit_is_one_round_trip() {
+    let (s, storage, client) = setup();
+    let token = s.user("alice", &["admin"], &[]);
+    assert!(client.get_user_info(&token).unwrap().is_some());
+    storage.take();
+    for _ in 0..10 {
+        let user = client.get_user_info(&token).unwrap().expect("a user");
+        assert_eq!(user.id, "alice");
+    }
+    assert_eq!(
+        storage.take(),
+        (0, 10),
+        "the validation and the user entry in one batch"
+    );
+    assert_eq!(s.fake.calls(Endpoint::User), 1);
+}
+
+#[test]
+fn every_cached_answer_is_one_round_trip() {
+    let (s, storage, client) = setup();
+    let token = s.user("alice", &["admin"], &["read"]);
+    let ask = |what: &str| match what {
+        "validate_token" => assert!(client.validate_token(&token).unwrap()),
+        "get_user" => assert!(client.get_user(&token).unwrap().is_some()),
+        "get_user_info" => assert!(client.get_user_info(&token).unwrap().is_some()),
+        "has_role" => assert!(client.has_role(&token, "admin").unwrap()),
+        "has_permission" => assert!(client.has_permission(&token, "read").unwrap()),
+        _ => unreachable!(),
+    };
+    let kinds = [
+        "validate_token",
+        "get_user",
+        "get_user_info",
+        "has_role",
+        "has_permission",
+    ];
+    kinds.iter().for_each(|what| ask(what));
+    let calls = s.fake.total_calls();
+    for what in kinds {
+        storage.take();
+        ask(what);
+        let (gets, batches) = storage.take();
+        assert_eq!(
+            gets + batches,
+            1,
+            "{what}: {gets} reads + {batches} batches"
+        );
+    }
+    assert_eq!(s.fake.total_calls(), calls, "every answer was a hit");
+}
+
+#[test]
+fn the_guessed_user_entry_is_used_only_when_validation_confirms_it() {
+    let (s, storage, client) = setup();
+    let mallory = s.user("mallory", &[], &[]);
+    assert_eq!(
+        client.get_user_info(&mallory).unwrap().unwrap().id,
+        "mallory"
+    );
+    // A token whose payload claims "mallory" but which the controller validates as "alice":
+    // the batch reads user:mallory, which must not answer for alice.
+    let token = s.fake.mint_token("mallory", HOUR);
+    s.fake.inject(
+        Endpoint::Validate,
+        miso_client::testing::Fault::json(
+            200,
+            r#"{"success":true,"data":{"authenticated":true,"user":{"id":"alice"}}}"#,
+        ),
+        1,
+    );
+    s.fake.set_subject_user("mallory", "alice");
+    let user_calls = s.fake.calls(Endpoint::User);
+    let user = client.get_user_info(&token).unwrap().expect("a user");
+    assert_eq!(user.id, "alice", "alice's profile, not mallory's entry");
+    assert_eq!(s.fake.calls(Endpoint::User), user_calls + 1);
+    assert!(storage.inner.get(&s.key("user:alice")).unwrap().is_some());
+}

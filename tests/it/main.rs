@@ -19,6 +19,7 @@ mod deadline;
 mod errors;
 mod fake_controller;
 mod fuzz_seeds;
+mod hit_path;
 mod http_guard;
 mod invalidation;
 mod invalidation_redis;
