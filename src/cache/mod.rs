@@ -16,8 +16,8 @@ mod view;
 pub(crate) use ask::{Answer, Ask, Read};
 pub(crate) use compact::{Cursor, list_holds};
 #[cfg(feature = "fuzzing")]
-pub(crate) use envelope::{TOMBSTONE, canonical_payload};
-pub(crate) use envelope::{decode_envelope, decode_named, encode_envelope};
+pub(crate) use envelope::{TOMBSTONE, canonical_payload, encode_envelope};
+pub(crate) use envelope::{decode_envelope, decode_named};
 pub(crate) use keys::{Key, Keys};
 pub(crate) use view::{Moment, View, Whole};
 
