@@ -6,7 +6,7 @@
 
 use crate::support::HOUR;
 use crate::support::cluster::TestCluster;
-use crate::support::redis::{unavailable, unique_prefix};
+use crate::support::redis::{client_on as client, unavailable, unique_prefix};
 use miso_client::testing::FakeController;
 use miso_client::{Config, Endpoint, MisoClient, RedisStorage, Storage};
 use sha2::{Digest, Sha256};
@@ -24,17 +24,6 @@ fn cluster_or_skip(test: &str) -> Option<TestCluster> {
             None
         }
     }
-}
-
-fn client(fake: &FakeController, storage: RedisStorage, prefix: &str) -> MisoClient {
-    MisoClient::builder()
-        .controller_url(fake.url())
-        .client_id(fake.client_id())
-        .client_secret(fake.client_secret())
-        .storage(storage)
-        .key_prefix(prefix)
-        .build()
-        .expect("client builds")
 }
 
 /// `prefix` is the configured key prefix followed by the client id.

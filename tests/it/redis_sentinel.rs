@@ -6,7 +6,7 @@
 #![cfg(feature = "redis")]
 
 use crate::support::HOUR;
-use crate::support::redis::{unavailable, unique_prefix, wait_until};
+use crate::support::redis::{client_on as client, unavailable, unique_prefix, wait_until};
 use crate::support::sentinel::{MASTER_NAME, SentinelGroup};
 use miso_client::testing::FakeController;
 use miso_client::{Config, Endpoint, MemoryStorage, MisoClient, RedisStorage};
@@ -26,17 +26,6 @@ fn group_or_skip(test: &str) -> Option<SentinelGroup> {
             None
         }
     }
-}
-
-fn client(fake: &FakeController, storage: RedisStorage, prefix: &str) -> MisoClient {
-    MisoClient::builder()
-        .controller_url(fake.url())
-        .client_id(fake.client_id())
-        .client_secret(fake.client_secret())
-        .storage(storage)
-        .key_prefix(prefix)
-        .build()
-        .expect("client builds")
 }
 
 /// What the 8 threads saw.

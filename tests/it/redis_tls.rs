@@ -4,7 +4,9 @@
 #![cfg(feature = "redis-tls")]
 
 use crate::support::HOUR;
-use crate::support::redis::{Options, RedisServer, free_port, own_server_or_skip, unavailable};
+use crate::support::redis::{
+    Options, RedisServer, client_on as client, free_port, own_server_or_skip, unavailable,
+};
 use crate::support::tls::certs;
 use miso_client::testing::FakeController;
 use miso_client::{Config, Endpoint, MisoClient, RedisStorage, Storage};
@@ -30,18 +32,6 @@ fn tls_server(test: &str, mut options: Options) -> Option<RedisServer> {
             None
         }
     }
-}
-
-/// A client of `fake` on `storage`, its keys under `prefix`.
-fn client(fake: &FakeController, storage: RedisStorage, prefix: &str) -> MisoClient {
-    MisoClient::builder()
-        .controller_url(fake.url())
-        .client_id(fake.client_id())
-        .client_secret(fake.client_secret())
-        .storage(storage)
-        .key_prefix(prefix)
-        .build()
-        .expect("client builds")
 }
 
 /// Every text of an error and its sources.

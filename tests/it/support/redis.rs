@@ -457,3 +457,19 @@ impl SilentListener {
         self.held.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
+
+/// A client of `fake` on `storage`, its keys under `prefix` (followed by the client id).
+pub fn client_on(
+    fake: &miso_client::testing::FakeController,
+    storage: miso_client::RedisStorage,
+    prefix: &str,
+) -> miso_client::MisoClient {
+    miso_client::MisoClient::builder()
+        .controller_url(fake.url())
+        .client_id(fake.client_id())
+        .client_secret(fake.client_secret())
+        .storage(storage)
+        .key_prefix(prefix)
+        .build()
+        .expect("client builds")
+}
