@@ -158,9 +158,9 @@
 //! token never appears in a key. A TTL of zero turns caching of that kind off. Values are JSON
 //! envelopes, `{"miso":"<kind>","exp":<unix ms>,"v":<payload>}`; anything else under our key
 //! (junk, another SDK's format, another kind) is a miss and is overwritten. Invalidation
-//! also keeps `{prefix}token_user:{sha256 hex of the token}` (the user a token was validated
-//! as) and leaves `{"miso":"tombstone",…}` markers, and a fetch in progress leaves a
-//! `{"miso":"lease",…}`; no question reads either as an answer.
+//! also keeps `{prefix}{client_id}:token_user:{sha256 hex of the token}` (the user a token
+//! was validated as) and leaves `{"miso":"tombstone",…}` markers, and a fetch in progress
+//! leaves a `{"miso":"lease",…}`; no question reads either as an answer.
 //!
 //! The rules the cache keeps:
 //! - **Validate before authorize.** Roles, permissions and user info are looked up by the user
